@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers: a bad literal is a bug in the test
 //! Every vector of `shared/vectors/epurse-vectors.json`, recomputed (copied into
 //! `tests/data/epurse-vectors.json` so a clone is self-contained).
 
