@@ -1,6 +1,8 @@
 //! `onecard`: the command-line front of the platform. Each subcommand group lives in its own
 //! module; this file only parses and dispatches.
 
+mod fare;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -12,17 +14,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Fares: quote a trip, print a city's fare matrix, check a city file.
+    #[command(subcommand)]
+    Fare(fare::FareCommand),
     /// Benchmarks; each prints one JSON object on its last line.
     #[command(subcommand)]
     Bench(Bench),
 }
 
 #[derive(Subcommand)]
-enum Bench {}
+enum Bench {
+    /// Fare engine: quotes per second, Beijing build time, peak RSS.
+    Fare,
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Bench(b) => match b {},
+        Command::Fare(c) => fare::run(c),
+        Command::Bench(b) => match b {
+            Bench::Fare => fare::bench_fare(),
+        },
     }
 }
