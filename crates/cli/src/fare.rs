@@ -83,9 +83,13 @@ fn load_city(arg: &str) -> Result<City> {
     if arg.ends_with(".toml") || arg.contains('/') {
         let meta = std::fs::metadata(path).with_context(|| format!("reading city file {arg}"))?;
         if meta.len() > onecard_fares::rules::MAX_CITY_FILE_BYTES as u64 {
-            bail!("city file {arg} is larger than {} bytes", onecard_fares::rules::MAX_CITY_FILE_BYTES);
+            bail!(
+                "city file {arg} is larger than {} bytes",
+                onecard_fares::rules::MAX_CITY_FILE_BYTES
+            );
         }
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading city file {arg}"))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading city file {arg}"))?;
         return builtin::city_from_toml(&text).with_context(|| format!("loading city file {arg}"));
     }
     builtin::city(arg).map_err(|e| anyhow!(e))
@@ -93,7 +97,9 @@ fn load_city(arg: &str) -> Result<City> {
 
 fn area_index(city: &City, area: Option<&str>) -> Result<u8> {
     let Some(a) = area else { return Ok(0) };
-    let net = city.network().ok_or_else(|| anyhow!("city {} has no network", city.rules.id))?;
+    let net = city
+        .network()
+        .ok_or_else(|| anyhow!("city {} has no network", city.rules.id))?;
     net.areas
         .iter()
         .position(|x| x == a)
@@ -104,13 +110,35 @@ fn area_index(city: &City, area: Option<&str>) -> Result<u8> {
 fn item_json(city: &City, it: &Item) -> Value {
     let f = |x: Fen| x.get();
     match *it {
-        Item::Distance { distance_m, band, fare } => json!({"kind": "distance", "distance_m": distance_m, "band": band, "fare_fen": f(fare)}),
+        Item::Distance {
+            distance_m,
+            band,
+            fare,
+        } => {
+            json!({"kind": "distance", "distance_m": distance_m, "band": band, "fare_fen": f(fare)})
+        }
         Item::Flat { fare } => json!({"kind": "flat", "fare_fen": f(fare)}),
         Item::PairOverride { fare } => json!({"kind": "pair_override", "fare_fen": f(fare)}),
-        Item::OutOfStation { carried_m, journey_fare, already_charged } => json!({"kind": "out_of_station_transfer", "carried_m": carried_m, "journey_fare_fen": f(journey_fare), "already_charged_fen": f(already_charged)}),
-        Item::Category { category, percent, off } => json!({"kind": "category", "category": category.key(), "percent": percent, "off_fen": f(off)}),
-        Item::Card { percent, off } => json!({"kind": "card", "percent": percent, "off_fen": f(off), "city": city.rules.id}),
-        Item::Monthly { percent, off } => json!({"kind": "monthly", "percent": percent, "off_fen": f(off)}),
+        Item::OutOfStation {
+            carried_m,
+            journey_fare,
+            already_charged,
+        } => {
+            json!({"kind": "out_of_station_transfer", "carried_m": carried_m, "journey_fare_fen": f(journey_fare), "already_charged_fen": f(already_charged)})
+        }
+        Item::Category {
+            category,
+            percent,
+            off,
+        } => {
+            json!({"kind": "category", "category": category.key(), "percent": percent, "off_fen": f(off)})
+        }
+        Item::Card { percent, off } => {
+            json!({"kind": "card", "percent": percent, "off_fen": f(off), "city": city.rules.id})
+        }
+        Item::Monthly { percent, off } => {
+            json!({"kind": "monthly", "percent": percent, "off_fen": f(off)})
+        }
         Item::Transfer { off } => json!({"kind": "transfer_discount", "off_fen": f(off)}),
         Item::Penalty { kind, fare } => json!({"kind": "penalty", "penalty": match kind {
             PenaltyKind::MissingEntry => "missing_entry",
@@ -125,14 +153,27 @@ fn quote(a: QuoteArgs) -> Result<()> {
     let city = load_city(&a.city)?;
     let at = match &a.at {
         Some(s) => onecard_fares::time::parse_rfc3339(s).map_err(|e| anyhow!(e))?,
-        None => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
     };
-    let category = Category::parse(&a.category).ok_or_else(|| anyhow!("unknown category {}", a.category))?;
+    let category =
+        Category::parse(&a.category).ok_or_else(|| anyhow!("unknown category {}", a.category))?;
     let ym = onecard_fares::time::local_year_month(at, city.rules.utc_offset_minutes);
-    let month = RiderMonth { year_month: ym, spent: Fen::new(a.month_spent_fen), rides: a.month_rides };
+    let month = RiderMonth {
+        year_month: ym,
+        spent: Fen::new(a.month_spent_fen),
+        rides: a.month_rides,
+    };
     let (q, from_name, to_name, path) = match (&a.from, &a.to, a.distance_m) {
         (Some(from), Some(to), _) => {
-            let net = city.network().ok_or_else(|| anyhow!("city {} has no network data; use --distance-m", city.rules.id))?;
+            let net = city.network().ok_or_else(|| {
+                anyhow!(
+                    "city {} has no network data; use --distance-m",
+                    city.rules.id
+                )
+            })?;
             let pref = area_index(&city, a.area.as_deref())?;
             let find = |name: &str| -> Result<u16> {
                 // Prefer the asked area, else the area both stations share.
@@ -151,18 +192,30 @@ fn quote(a: QuoteArgs) -> Result<()> {
                 }
             }
             let trip = MetroTrip {
-                entry: Some(Tap { station: fa, at_utc: at - i64::from(a.minutes) * 60 }),
-                exit: Tap { station: tb, at_utc: at },
+                entry: Some(Tap {
+                    station: fa,
+                    at_utc: at - i64::from(a.minutes) * 60,
+                }),
+                exit: Tap {
+                    station: tb,
+                    at_utc: at,
+                },
                 category,
                 month,
                 previous: None,
             };
             let q = city.quote(&trip).map_err(|e| anyhow!(e))?;
-            let path: Vec<String> = net.path(fa, tb).iter().map(|&s| net.stations[usize::from(s)].name.clone()).collect();
+            let path: Vec<String> = net
+                .path(fa, tb)
+                .iter()
+                .map(|&s| net.stations[usize::from(s)].name.clone())
+                .collect();
             (q, from.clone(), to.clone(), path)
         }
         (None, None, Some(d)) => {
-            let q = city.quote_distance(d, at, category, month, None).map_err(|e| anyhow!(e))?;
+            let q = city
+                .quote_distance(d, at, category, month, None)
+                .map_err(|e| anyhow!(e))?;
             (q, String::new(), String::new(), Vec::new())
         }
         _ => bail!("give --from and --to, or --distance-m"),
@@ -204,7 +257,9 @@ fn matrix(a: MatrixArgs) -> Result<()> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     writeln!(out, "from,to,distance_m,fare_fen")?;
     if let Some(dir) = &a.gtfs {
-        let (feed, report) = gtfs::load_dir(dir).map_err(|e| anyhow!(e)).with_context(|| format!("loading GTFS feed {}", dir.display()))?;
+        let (feed, report) = gtfs::load_dir(dir)
+            .map_err(|e| anyhow!(e))
+            .with_context(|| format!("loading GTFS feed {}", dir.display()))?;
         for issue in report.issues.iter().take(50) {
             eprintln!("{issue}");
         }
@@ -221,10 +276,21 @@ fn matrix(a: MatrixArgs) -> Result<()> {
     }
     let city = load_city(a.city.as_deref().unwrap_or_default())?;
     let area = area_index(&city, a.area.as_deref())?;
-    let net = city.network().ok_or_else(|| anyhow!("city {} has no network data", city.rules.id))?;
+    let net = city
+        .network()
+        .ok_or_else(|| anyhow!("city {} has no network data", city.rules.id))?;
     for (from, to, d, f) in city.matrix(area).map_err(|e| anyhow!(e))? {
-        let (fname, tname) = (&net.stations[usize::from(from)].name, &net.stations[usize::from(to)].name);
-        writeln!(out, "{},{},{d},{}", csv_field(fname), csv_field(tname), f.get())?;
+        let (fname, tname) = (
+            &net.stations[usize::from(from)].name,
+            &net.stations[usize::from(to)].name,
+        );
+        writeln!(
+            out,
+            "{},{},{d},{}",
+            csv_field(fname),
+            csv_field(tname),
+            f.get()
+        )?;
     }
     out.flush()?;
     Ok(())
@@ -233,21 +299,48 @@ fn matrix(a: MatrixArgs) -> Result<()> {
 fn check(a: CheckArgs) -> Result<()> {
     let city = load_city(&a.city)?;
     let r = &city.rules;
-    println!("city {} ({}), format_version {}, currency {}, UTC{:+}min, rounding {:?}", r.id, r.name, r.format_version, r.currency, r.utc_offset_minutes, r.rounding);
+    println!(
+        "city {} ({}), format_version {}, currency {}, UTC{:+}min, rounding {:?}",
+        r.id, r.name, r.format_version, r.currency, r.utc_offset_minutes, r.rounding
+    );
     if let Some(m) = &r.metro {
-        println!("metro: network {}, default area {}, {} fare tables, {} areas", m.network, m.default_area, m.fare_table.len(), m.area.len());
+        println!(
+            "metro: network {}, default area {}, {} fare tables, {} areas",
+            m.network,
+            m.default_area,
+            m.fare_table.len(),
+            m.area.len()
+        );
         if let Some(l) = &m.monthly {
-            println!("  monthly ladder: {:?} / {:?}: {}", l.measure, l.reading, l.steps.iter().map(|s| format!("from {} → {}%", s.from, s.percent)).collect::<Vec<_>>().join(", "));
+            println!(
+                "  monthly ladder: {:?} / {:?}: {}",
+                l.measure,
+                l.reading,
+                l.steps
+                    .iter()
+                    .map(|s| format!("from {} → {}%", s.from, s.percent))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         if let Some(t) = m.time_limit_min {
             println!("  time limit {t} min, overstay {:?}", m.overstay);
         }
-        println!("  missing entry {:?}, missing exit {:?}, same station {:?}", m.missing_entry, m.missing_exit, m.same_station);
+        println!(
+            "  missing entry {:?}, missing exit {:?}, same station {:?}",
+            m.missing_entry, m.missing_exit, m.same_station
+        );
         if let Some(net) = city.network() {
             for (i, a) in net.areas.iter().enumerate() {
                 let ids: Vec<u16> = net.area_stations(i as u8).collect();
-                let lines = net.lines.iter().filter(|l| usize::from(l.area) == i).count();
-                let connected = ids.iter().all(|&x| ids.iter().all(|&y| net.distance(x, y).is_some()));
+                let lines = net
+                    .lines
+                    .iter()
+                    .filter(|l| usize::from(l.area) == i)
+                    .count();
+                let connected = ids
+                    .iter()
+                    .all(|&x| ids.iter().all(|&y| net.distance(x, y).is_some()));
                 println!(
                     "  area {a}: {} lines, {} stations, {}connected, highest fare {}",
                     lines,
@@ -256,20 +349,41 @@ fn check(a: CheckArgs) -> Result<()> {
                     city.area_max_fare(i as u8).unwrap_or_default()
                 );
             }
-            println!("  tables: {} bytes (distance + next hop), {} out-of-station transfers", net.table_bytes(), net.out_of_station.len());
+            println!(
+                "  tables: {} bytes (distance + next hop), {} out-of-station transfers",
+                net.table_bytes(),
+                net.out_of_station.len()
+            );
         }
     }
     if let Some(b) = &r.bus {
-        println!("bus: flat {:?}, distance table {}, {} lines, card {}%", b.flat_fen, b.distance.is_some(), b.line.len(), b.card_percent);
+        println!(
+            "bus: flat {:?}, distance table {}, {} lines, card {}%",
+            b.flat_fen,
+            b.distance.is_some(),
+            b.line.len(),
+            b.card_percent
+        );
     }
     for t in &r.transfer_discount {
-        println!("transfer discount {:?} → {:?} within {} min: {} fen off", t.from_mode, t.to_mode, t.window_min, t.off_fen);
+        println!(
+            "transfer discount {:?} → {:?} within {} min: {} fen off",
+            t.from_mode, t.to_mode, t.window_min, t.off_fen
+        );
     }
     for n in &r.notes {
         println!("note: {n}");
     }
-    let text = builtin::CITIES.iter().find(|c| c.0 == a.city).map(|c| c.1.to_string()).or_else(|| std::fs::read_to_string(&a.city).ok()).unwrap_or_default();
-    println!("UNVERIFIED rules marked in the file: {}", text.matches("UNVERIFIED").count());
+    let text = builtin::CITIES
+        .iter()
+        .find(|c| c.0 == a.city)
+        .map(|c| c.1.to_string())
+        .or_else(|| std::fs::read_to_string(&a.city).ok())
+        .unwrap_or_default();
+    println!(
+        "UNVERIFIED rules marked in the file: {}",
+        text.matches("UNVERIFIED").count()
+    );
     println!("ok");
     Ok(())
 }
@@ -318,18 +432,37 @@ pub fn bench_fare() -> Result<()> {
         x ^= x >> 7;
         x ^= x << 17;
         let trip = MetroTrip {
-            entry: Some(Tap { station: ids[(x % n) as usize], at_utc: 1_740_787_200 }),
-            exit: Tap { station: ids[((x >> 32) % n) as usize], at_utc: 1_740_789_000 },
+            entry: Some(Tap {
+                station: ids[(x % n) as usize],
+                at_utc: 1_740_787_200,
+            }),
+            exit: Tap {
+                station: ids[((x >> 32) % n) as usize],
+                at_utc: 1_740_789_000,
+            },
             category: Category::Adult,
-            month: RiderMonth { year_month: 202_503, spent: Fen::new(i % 50_000), rides: 10 },
+            month: RiderMonth {
+                year_month: 202_503,
+                spent: Fen::new(i % 50_000),
+                rides: 10,
+            },
             previous: None,
         };
-        let q = city.quote(std::hint::black_box(&trip)).map_err(|e| anyhow!(e))?;
+        let q = city
+            .quote(std::hint::black_box(&trip))
+            .map_err(|e| anyhow!(e))?;
         total = total.wrapping_add(q.fare.get());
     }
     let secs = t.elapsed().as_secs_f64();
     let qps = quotes as f64 / secs;
-    eprintln!("{quotes} quotes in {secs:.3} s ({:.0} ns/quote), checksum {total}; tables {} bytes", secs * 1e9 / quotes as f64, net.table_bytes());
-    println!("{}", json!({"quotes_per_s": qps.round(), "build_ms": (build_ms * 100.0).round() / 100.0, "peak_rss_mb": (peak_rss_mb() * 10.0).round() / 10.0}));
+    eprintln!(
+        "{quotes} quotes in {secs:.3} s ({:.0} ns/quote), checksum {total}; tables {} bytes",
+        secs * 1e9 / quotes as f64,
+        net.table_bytes()
+    );
+    println!(
+        "{}",
+        json!({"quotes_per_s": qps.round(), "build_ms": (build_ms * 100.0).round() / 100.0, "peak_rss_mb": (peak_rss_mb() * 10.0).round() / 10.0})
+    );
     Ok(())
 }

@@ -61,7 +61,11 @@ impl RiderMonth {
         if self.year_month == ym {
             self
         } else {
-            RiderMonth { year_month: ym, spent: Fen::ZERO, rides: 0 }
+            RiderMonth {
+                year_month: ym,
+                spent: Fen::ZERO,
+                rides: 0,
+            }
         }
     }
 }
@@ -249,7 +253,10 @@ const NO_BAND: BandIndex = BandIndex::MAX;
 impl City {
     /// Loads a city from its rules and, when `metro.network` names a dataset, the dataset
     /// text (`(file name, contents)`) resolved by `dataset`.
-    pub fn new(rules: CityRules, dataset: impl Fn(&str) -> Option<(&'static str, String)>) -> Result<City> {
+    pub fn new(
+        rules: CityRules,
+        dataset: impl Fn(&str) -> Option<(&'static str, String)>,
+    ) -> Result<City> {
         let Some(metro) = &rules.metro else {
             return Ok(City::without_network(rules));
         };
@@ -264,7 +271,11 @@ impl City {
         let mut order: Vec<usize> = (0..metro.area.len()).collect();
         order.sort_by_key(|&i| metro.area[i].id != metro.default_area);
         let area_ids: Vec<String> = order.iter().map(|&i| metro.area[i].id.clone()).collect();
-        let default_lines_area = metro.area.iter().find(|a| a.lines.is_empty()).map(|a| a.id.clone());
+        let default_lines_area = metro
+            .area
+            .iter()
+            .find(|a| a.lines.is_empty())
+            .map(|a| a.id.clone());
         let mut unknown_line = None;
         let oos: Vec<(String, String, u32)> = metro
             .out_of_station_transfer
@@ -282,7 +293,11 @@ impl City {
             file,
             &text,
             &area_ids,
-            |line| match metro.area.iter().find(|a| a.lines.iter().any(|l| l == line)) {
+            |line| match metro
+                .area
+                .iter()
+                .find(|a| a.lines.iter().any(|l| l == line))
+            {
                 Some(a) => a.id.clone(),
                 None => default_lines_area.clone().unwrap_or_else(|| {
                     unknown_line = Some(line.to_string());
@@ -292,12 +307,18 @@ impl City {
             &oos,
         )?;
         if let Some(l) = unknown_line {
-            return Err(FareError::Invalid { city: rules.id.clone(), msg: format!("line {l} is in no area") });
+            return Err(FareError::Invalid {
+                city: rules.id.clone(),
+                msg: format!("line {l} is in no area"),
+            });
         }
         for a in &metro.area {
             for l in &a.lines {
                 if !net.lines.iter().any(|x| &x.name == l) {
-                    return Err(FareError::Invalid { city: rules.id.clone(), msg: format!("area {}: no line {l} in the network", a.id) });
+                    return Err(FareError::Invalid {
+                        city: rules.id.clone(),
+                        msg: format!("area {}: no line {l} in the network", a.id),
+                    });
                 }
             }
         }
@@ -306,13 +327,31 @@ impl City {
             .iter()
             .map(|id| metro.area.iter().position(|a| &a.id == id).unwrap_or(0))
             .collect();
-        let mut city = City { rules, network: None, area_rule, fare: Vec::new(), band: Vec::new(), area_max: Vec::new(), area_min: Vec::new(), station_max: Vec::new() };
+        let mut city = City {
+            rules,
+            network: None,
+            area_rule,
+            fare: Vec::new(),
+            band: Vec::new(),
+            area_max: Vec::new(),
+            area_min: Vec::new(),
+            station_max: Vec::new(),
+        };
         city.build_tables(net)?;
         Ok(city)
     }
 
     fn without_network(rules: CityRules) -> City {
-        City { rules, network: None, area_rule: Vec::new(), fare: Vec::new(), band: Vec::new(), area_max: Vec::new(), area_min: Vec::new(), station_max: Vec::new() }
+        City {
+            rules,
+            network: None,
+            area_rule: Vec::new(),
+            fare: Vec::new(),
+            band: Vec::new(),
+            area_max: Vec::new(),
+            area_min: Vec::new(),
+            station_max: Vec::new(),
+        }
     }
 
     fn build_tables(&mut self, net: Network) -> Result<()> {
@@ -323,7 +362,9 @@ impl City {
             let area = net.stations[a].area;
             let rule = self.area_rule_of(area)?;
             for b in 0..n {
-                let Some(d) = net.distance(a as StationId, b as StationId) else { continue };
+                let Some(d) = net.distance(a as StationId, b as StationId) else {
+                    continue;
+                };
                 let (f, bi) = self.price_in_area(rule, d)?;
                 fare[a * n + b] = u32::try_from(f.get()).map_err(|_| FareError::Overflow)?;
                 band[a * n + b] = bi.unwrap_or(NO_BAND);
@@ -331,7 +372,10 @@ impl City {
         }
         if let Some(m) = &self.rules.metro {
             for o in &m.pair_override {
-                let bad = |name: &str| FareError::Invalid { city: self.rules.id.clone(), msg: format!("pair_override: unknown station {name}") };
+                let bad = |name: &str| FareError::Invalid {
+                    city: self.rules.id.clone(),
+                    msg: format!("pair_override: unknown station {name}"),
+                };
                 let a = net.station_by_name(&o.from).map_err(|_| bad(&o.from))?;
                 let b = net.station_by_name(&o.to).map_err(|_| bad(&o.to))?;
                 let f = u32::try_from(o.fen).map_err(|_| FareError::Overflow)?;
@@ -377,11 +421,17 @@ impl City {
 
     fn area_rule_of(&self, area: AreaId) -> Result<&AreaRule> {
         let m = self.metro_rules()?;
-        self.area_rule.get(usize::from(area)).and_then(|&i| m.area.get(i)).ok_or(FareError::Overflow)
+        self.area_rule
+            .get(usize::from(area))
+            .and_then(|&i| m.area.get(i))
+            .ok_or(FareError::Overflow)
     }
 
     fn metro_rules(&self) -> Result<&crate::rules::MetroRules> {
-        self.rules.metro.as_ref().ok_or_else(|| FareError::NoMode(self.rules.id.clone(), "metro"))
+        self.rules
+            .metro
+            .as_ref()
+            .ok_or_else(|| FareError::NoMode(self.rules.id.clone(), "metro"))
     }
 
     /// Standard fare of a distance in an area (flat areas ignore the distance).
@@ -390,7 +440,11 @@ impl City {
             return Ok((Fen::new(f), None));
         }
         let m = self.metro_rules()?;
-        let t = rule.fare_table.as_ref().and_then(|t| m.fare_table.get(t)).ok_or(FareError::Overflow)?;
+        let t = rule
+            .fare_table
+            .as_ref()
+            .and_then(|t| m.fare_table.get(t))
+            .ok_or(FareError::Overflow)?;
         let (f, b) = t.price(d).ok_or(FareError::Overflow)?;
         Ok((f, Some(b)))
     }
@@ -401,7 +455,9 @@ impl City {
     }
 
     fn net(&self) -> Result<&Network> {
-        self.network.as_ref().ok_or_else(|| FareError::NoNetwork(self.rules.id.clone()))
+        self.network
+            .as_ref()
+            .ok_or_else(|| FareError::NoNetwork(self.rules.id.clone()))
     }
 
     /// Station by name (main area preferred).
@@ -437,34 +493,62 @@ impl City {
                 Some(&f) => f,
                 None => self.default_table_min()?,
             },
-            Charge::MaxFare => *self.area_max.get(usize::from(area)).ok_or_else(|| FareError::NoNetwork(self.rules.id.clone()))?,
+            Charge::MaxFare => *self
+                .area_max
+                .get(usize::from(area))
+                .ok_or_else(|| FareError::NoNetwork(self.rules.id.clone()))?,
             Charge::MaxFromStation => {
                 let s = station.ok_or_else(|| FareError::NoNetwork(self.rules.id.clone()))?;
-                *self.station_max.get(usize::from(s)).ok_or_else(|| FareError::NoNetwork(self.rules.id.clone()))?
+                *self
+                    .station_max
+                    .get(usize::from(s))
+                    .ok_or_else(|| FareError::NoNetwork(self.rules.id.clone()))?
             }
         })
     }
 
     fn default_table_min(&self) -> Result<Fen> {
         let m = self.metro_rules()?;
-        let a = m.area.iter().find(|a| a.id == m.default_area).ok_or(FareError::Overflow)?;
-        Ok(match (a.flat_fen, a.fare_table.as_ref().and_then(|t| m.fare_table.get(t))) {
-            (Some(f), _) => Fen::new(f),
-            (None, Some(t)) => t.min_fare(),
-            (None, None) => Fen::ZERO,
-        })
+        let a = m
+            .area
+            .iter()
+            .find(|a| a.id == m.default_area)
+            .ok_or(FareError::Overflow)?;
+        Ok(
+            match (
+                a.flat_fen,
+                a.fare_table.as_ref().and_then(|t| m.fare_table.get(t)),
+            ) {
+                (Some(f), _) => Fen::new(f),
+                (None, Some(t)) => t.min_fare(),
+                (None, None) => Fen::ZERO,
+            },
+        )
     }
 
     /// What a card that entered at `entry` and never tapped out owes, charged at its next tap.
     pub fn missing_exit_charge(&self, entry: StationId) -> Result<Fen> {
         let m = self.metro_rules()?;
-        let area = self.net()?.stations.get(usize::from(entry)).map(|s| s.area).unwrap_or(0);
+        let area = self
+            .net()?
+            .stations
+            .get(usize::from(entry))
+            .map(|s| s.area)
+            .unwrap_or(0);
         self.charge(m.missing_exit, Some(entry), area)
     }
 
     /// Category, card and monthly discounts, in that order of precedence: a concession
     /// replaces the card rate, and the monthly ladder stacks only where the file says so.
-    fn discounts(&self, full: Fen, mode: Mode, ladder_ok: bool, category: Category, month: &mut RiderMonth, items: &mut Vec<Item>) -> Result<Fen> {
+    fn discounts(
+        &self,
+        full: Fen,
+        mode: Mode,
+        ladder_ok: bool,
+        category: Category,
+        month: &mut RiderMonth,
+        items: &mut Vec<Item>,
+    ) -> Result<Fen> {
         let r = self.rules.rounding;
         let (card_percent, cats, monthly_mode) = match mode {
             Mode::Metro => {
@@ -472,7 +556,11 @@ impl City {
                 (m.card_percent, &m.categories, ladder_ok)
             }
             Mode::Bus => {
-                let b = self.rules.bus.as_ref().ok_or_else(|| FareError::NoMode(self.rules.id.clone(), "bus"))?;
+                let b = self
+                    .rules
+                    .bus
+                    .as_ref()
+                    .ok_or_else(|| FareError::NoMode(self.rules.id.clone(), "bus"))?;
                 (b.card_percent, &b.categories, ladder_ok && b.monthly)
             }
         };
@@ -481,20 +569,35 @@ impl City {
         match category {
             Category::Adult => {
                 if card_percent != 100 {
-                    let f = r.apply_percent(fare, card_percent).ok_or(FareError::Overflow)?;
-                    items.push(Item::Card { percent: card_percent, off: fare.saturating_sub(f) });
+                    let f = r
+                        .apply_percent(fare, card_percent)
+                        .ok_or(FareError::Overflow)?;
+                    items.push(Item::Card {
+                        percent: card_percent,
+                        off: fare.saturating_sub(f),
+                    });
                     fare = f;
                 }
             }
             Category::Free => {
-                items.push(Item::Category { category, percent: 0, off: fare });
+                items.push(Item::Category {
+                    category,
+                    percent: 0,
+                    off: fare,
+                });
                 fare = Fen::ZERO;
                 ladder = false;
             }
             c => {
                 if let Some(rule) = cats.get(c.key()) {
-                    let f = r.apply_percent(fare, rule.percent).ok_or(FareError::Overflow)?;
-                    items.push(Item::Category { category: c, percent: rule.percent, off: fare.saturating_sub(f) });
+                    let f = r
+                        .apply_percent(fare, rule.percent)
+                        .ok_or(FareError::Overflow)?;
+                    items.push(Item::Category {
+                        category: c,
+                        percent: rule.percent,
+                        off: fare.saturating_sub(f),
+                    });
                     fare = f;
                     ladder &= rule.monthly;
                 }
@@ -502,9 +605,14 @@ impl City {
         }
         if ladder {
             if let Some(l) = self.rules.metro.as_ref().and_then(|m| m.monthly.as_ref()) {
-                let (f, pct) = l.apply(fare, month.spent, u32::from(month.rides), r).ok_or(FareError::Overflow)?;
+                let (f, pct) = l
+                    .apply(fare, month.spent, u32::from(month.rides), r)
+                    .ok_or(FareError::Overflow)?;
                 if f != fare {
-                    items.push(Item::Monthly { percent: pct, off: fare.saturating_sub(f) });
+                    items.push(Item::Monthly {
+                        percent: pct,
+                        off: fare.saturating_sub(f),
+                    });
                 }
                 fare = f;
             }
@@ -512,13 +620,26 @@ impl City {
         Ok(fare)
     }
 
-    fn transfer_discount(&self, prev: Option<TransferState>, to: Mode, at: i64, fare: Fen, items: &mut Vec<Item>) -> Fen {
+    fn transfer_discount(
+        &self,
+        prev: Option<TransferState>,
+        to: Mode,
+        at: i64,
+        fare: Fen,
+        items: &mut Vec<Item>,
+    ) -> Fen {
         let Some(p) = prev else { return fare };
         let elapsed = at - p.last_tap_utc;
         for t in &self.rules.transfer_discount {
-            if t.from_mode == p.mode && t.to_mode == to && elapsed >= 0 && elapsed <= i64::from(t.window_min) * 60 {
+            if t.from_mode == p.mode
+                && t.to_mode == to
+                && elapsed >= 0
+                && elapsed <= i64::from(t.window_min) * 60
+            {
                 let f = fare.saturating_sub(Fen::new(t.off_fen));
-                items.push(Item::Transfer { off: fare.saturating_sub(f) });
+                items.push(Item::Transfer {
+                    off: fare.saturating_sub(f),
+                });
                 return f;
             }
         }
@@ -530,57 +651,122 @@ impl City {
         let net = self.net()?;
         let m = self.metro_rules()?;
         let exit = trip.exit;
-        let exit_st = net.stations.get(usize::from(exit.station)).ok_or_else(|| FareError::NoRoute("?".into(), "?".into()))?;
+        let exit_st = net
+            .stations
+            .get(usize::from(exit.station))
+            .ok_or_else(|| FareError::NoRoute("?".into(), "?".into()))?;
         let area = exit_st.area;
         let ym = local_year_month(exit.at_utc, self.rules.utc_offset_minutes);
         let mut month = trip.month.for_month(ym);
         let mut items = Vec::with_capacity(4);
-        let mut new_transfer = TransferState { last_tap_utc: exit.at_utc, mode: Mode::Metro, line: 0, station: exit.station, carried_m: 0 };
+        let mut new_transfer = TransferState {
+            last_tap_utc: exit.at_utc,
+            mode: Mode::Metro,
+            line: 0,
+            station: exit.station,
+            carried_m: 0,
+        };
         let Some(entry) = trip.entry else {
             let f = self.charge(m.missing_entry, Some(exit.station), area)?;
-            items.push(Item::Penalty { kind: PenaltyKind::MissingEntry, fare: f });
-            return Ok(Quote { fare: f, full_fare: f, distance_m: 0, band: None, area: Some(area), breakdown: items, new_month: month, new_transfer });
+            items.push(Item::Penalty {
+                kind: PenaltyKind::MissingEntry,
+                fare: f,
+            });
+            return Ok(Quote {
+                fare: f,
+                full_fare: f,
+                distance_m: 0,
+                band: None,
+                area: Some(area),
+                breakdown: items,
+                new_month: month,
+                new_transfer,
+            });
         };
-        let entry_st = net.stations.get(usize::from(entry.station)).ok_or_else(|| FareError::NoRoute("?".into(), "?".into()))?;
+        let entry_st = net
+            .stations
+            .get(usize::from(entry.station))
+            .ok_or_else(|| FareError::NoRoute("?".into(), "?".into()))?;
         if entry_st.area != area {
-            return Err(FareError::NoRoute(entry_st.name.clone(), exit_st.name.clone()));
+            return Err(FareError::NoRoute(
+                entry_st.name.clone(),
+                exit_st.name.clone(),
+            ));
         }
         let rule = self.area_rule_of(area)?;
         let in_system = exit.at_utc - entry.at_utc;
         if entry.station == exit.station {
             let ss = m.same_station;
-            let f = if in_system <= i64::from(ss.free_within_min) * 60 { Fen::ZERO } else { self.charge(ss.charge, Some(exit.station), area)? };
-            items.push(Item::Penalty { kind: PenaltyKind::SameStation, fare: f });
-            return Ok(Quote { fare: f, full_fare: f, distance_m: 0, band: None, area: Some(area), breakdown: items, new_month: month, new_transfer });
+            let f = if in_system <= i64::from(ss.free_within_min) * 60 {
+                Fen::ZERO
+            } else {
+                self.charge(ss.charge, Some(exit.station), area)?
+            };
+            items.push(Item::Penalty {
+                kind: PenaltyKind::SameStation,
+                fare: f,
+            });
+            return Ok(Quote {
+                fare: f,
+                full_fare: f,
+                distance_m: 0,
+                band: None,
+                area: Some(area),
+                breakdown: items,
+                new_month: month,
+                new_transfer,
+            });
         }
-        let d = net.distance(entry.station, exit.station).ok_or_else(|| FareError::NoRoute(entry_st.name.clone(), exit_st.name.clone()))?;
+        let d = net
+            .distance(entry.station, exit.station)
+            .ok_or_else(|| FareError::NoRoute(entry_st.name.clone(), exit_st.name.clone()))?;
         // An out-of-station transfer continues the journey: price the whole distance and
         // charge only what the earlier legs did not.
         let carried = trip.previous.filter(|p| {
             p.mode == Mode::Metro
                 && net.out_of_station.iter().any(|l| {
-                    l.from == p.station && l.to == entry.station && entry.at_utc >= p.last_tap_utc && entry.at_utc - p.last_tap_utc <= i64::from(l.window_s)
+                    l.from == p.station
+                        && l.to == entry.station
+                        && entry.at_utc >= p.last_tap_utc
+                        && entry.at_utc - p.last_tap_utc <= i64::from(l.window_s)
                 })
         });
         let (full, band) = if let Some(p) = carried {
             let total = p.carried_m.saturating_add(d);
             let (whole, band) = self.price_in_area(rule, total)?;
             let (before, _) = self.price_in_area(rule, p.carried_m)?;
-            items.push(Item::OutOfStation { carried_m: p.carried_m, journey_fare: whole, already_charged: before });
+            items.push(Item::OutOfStation {
+                carried_m: p.carried_m,
+                journey_fare: whole,
+                already_charged: before,
+            });
             new_transfer.carried_m = total;
             (whole.saturating_sub(before), band)
         } else {
-            let f = self.base_fare(entry.station, exit.station).ok_or_else(|| FareError::NoRoute(entry_st.name.clone(), exit_st.name.clone()))?;
+            let f = self
+                .base_fare(entry.station, exit.station)
+                .ok_or_else(|| FareError::NoRoute(entry_st.name.clone(), exit_st.name.clone()))?;
             let band = self.band_of(entry.station, exit.station);
             items.push(match (band, rule.flat_fen) {
-                (Some(b), _) => Item::Distance { distance_m: d, band: b, fare: f },
+                (Some(b), _) => Item::Distance {
+                    distance_m: d,
+                    band: b,
+                    fare: f,
+                },
                 (None, Some(_)) => Item::Flat { fare: f },
                 (None, None) => Item::PairOverride { fare: f },
             });
             new_transfer.carried_m = d;
             (f, band)
         };
-        let mut fare = self.discounts(full, Mode::Metro, rule.monthly, trip.category, &mut month, &mut items)?;
+        let mut fare = self.discounts(
+            full,
+            Mode::Metro,
+            rule.monthly,
+            trip.category,
+            &mut month,
+            &mut items,
+        )?;
         fare = self.transfer_discount(trip.previous, Mode::Metro, entry.at_utc, fare, &mut items);
         if rule.monthly {
             month.spent = month.spent.checked_add(fare).ok_or(FareError::Overflow)?;
@@ -589,38 +775,93 @@ impl City {
         if let (Some(limit), Some(charge)) = (m.time_limit_min, rule.overstay.or(m.overstay)) {
             if in_system > i64::from(limit) * 60 {
                 let f = self.charge(charge, Some(exit.station), area)?;
-                items.push(Item::Penalty { kind: PenaltyKind::Overstay, fare: f });
+                items.push(Item::Penalty {
+                    kind: PenaltyKind::Overstay,
+                    fare: f,
+                });
                 fare = fare.checked_add(f).ok_or(FareError::Overflow)?;
             }
         }
-        Ok(Quote { fare, full_fare: full, distance_m: d, band, area: Some(area), breakdown: items, new_month: month, new_transfer })
+        Ok(Quote {
+            fare,
+            full_fare: full,
+            distance_m: d,
+            band,
+            area: Some(area),
+            breakdown: items,
+            new_month: month,
+            new_transfer,
+        })
     }
 
     /// Prices a metro trip of a known distance in the default area: for cities without
     /// network data, and for simulators.
-    pub fn quote_distance(&self, distance_m: u32, at_utc: i64, category: Category, month: RiderMonth, previous: Option<TransferState>) -> Result<Quote> {
+    pub fn quote_distance(
+        &self,
+        distance_m: u32,
+        at_utc: i64,
+        category: Category,
+        month: RiderMonth,
+        previous: Option<TransferState>,
+    ) -> Result<Quote> {
         let m = self.metro_rules()?;
-        let rule = m.area.iter().find(|a| a.id == m.default_area).ok_or(FareError::Overflow)?;
+        let rule = m
+            .area
+            .iter()
+            .find(|a| a.id == m.default_area)
+            .ok_or(FareError::Overflow)?;
         let (full, band) = self.price_in_area(rule, distance_m)?;
         let mut month = month.for_month(local_year_month(at_utc, self.rules.utc_offset_minutes));
         let mut items = vec![match band {
-            Some(b) => Item::Distance { distance_m, band: b, fare: full },
+            Some(b) => Item::Distance {
+                distance_m,
+                band: b,
+                fare: full,
+            },
             None => Item::Flat { fare: full },
         }];
-        let mut fare = self.discounts(full, Mode::Metro, rule.monthly, category, &mut month, &mut items)?;
+        let mut fare = self.discounts(
+            full,
+            Mode::Metro,
+            rule.monthly,
+            category,
+            &mut month,
+            &mut items,
+        )?;
         fare = self.transfer_discount(previous, Mode::Metro, at_utc, fare, &mut items);
         if rule.monthly {
             month.spent = month.spent.checked_add(fare).ok_or(FareError::Overflow)?;
             month.rides = month.rides.saturating_add(1);
         }
-        let new_transfer = TransferState { last_tap_utc: at_utc, mode: Mode::Metro, line: 0, station: 0, carried_m: distance_m };
-        Ok(Quote { fare, full_fare: full, distance_m, band, area: Some(0), breakdown: items, new_month: month, new_transfer })
+        let new_transfer = TransferState {
+            last_tap_utc: at_utc,
+            mode: Mode::Metro,
+            line: 0,
+            station: 0,
+            carried_m: distance_m,
+        };
+        Ok(Quote {
+            fare,
+            full_fare: full,
+            distance_m,
+            band,
+            area: Some(0),
+            breakdown: items,
+            new_month: month,
+            new_transfer,
+        })
     }
 
     /// Prices a bus leg (flat on boarding, per line, or by tap-on/tap-off distance).
     pub fn bus_fare(&self, trip: &BusTrip<'_>) -> Result<Quote> {
-        let b = self.rules.bus.as_ref().ok_or_else(|| FareError::NoMode(self.rules.id.clone(), "bus"))?;
-        let line_idx = trip.line.and_then(|l| b.line.iter().position(|x| x.name == l));
+        let b = self
+            .rules
+            .bus
+            .as_ref()
+            .ok_or_else(|| FareError::NoMode(self.rules.id.clone(), "bus"))?;
+        let line_idx = trip
+            .line
+            .and_then(|l| b.line.iter().position(|x| x.name == l));
         let (full, band) = match (line_idx, &b.distance, trip.distance_m, b.flat_fen) {
             (Some(i), ..) => (Fen::new(b.line[i].flat_fen), None),
             (None, Some(t), Some(d), _) => {
@@ -628,14 +869,26 @@ impl City {
                 (f, Some(band))
             }
             (None, _, _, Some(f)) => (Fen::new(f), None),
-            _ => return Err(FareError::Invalid { city: self.rules.id.clone(), msg: "bus fare needs a distance here".into() }),
+            _ => {
+                return Err(FareError::Invalid {
+                    city: self.rules.id.clone(),
+                    msg: "bus fare needs a distance here".into(),
+                })
+            }
         };
-        let mut month = trip.month.for_month(local_year_month(trip.at_utc, self.rules.utc_offset_minutes));
+        let mut month = trip
+            .month
+            .for_month(local_year_month(trip.at_utc, self.rules.utc_offset_minutes));
         let mut items = vec![match band {
-            Some(bi) => Item::Distance { distance_m: trip.distance_m.unwrap_or(0), band: bi, fare: full },
+            Some(bi) => Item::Distance {
+                distance_m: trip.distance_m.unwrap_or(0),
+                band: bi,
+                fare: full,
+            },
             None => Item::Flat { fare: full },
         }];
-        let mut fare = self.discounts(full, Mode::Bus, true, trip.category, &mut month, &mut items)?;
+        let mut fare =
+            self.discounts(full, Mode::Bus, true, trip.category, &mut month, &mut items)?;
         fare = self.transfer_discount(trip.previous, Mode::Bus, trip.at_utc, fare, &mut items);
         if b.monthly {
             month.spent = month.spent.checked_add(fare).ok_or(FareError::Overflow)?;
@@ -648,7 +901,16 @@ impl City {
             station: 0,
             carried_m: 0,
         };
-        Ok(Quote { fare, full_fare: full, distance_m: trip.distance_m.unwrap_or(0), band, area: None, breakdown: items, new_month: month, new_transfer })
+        Ok(Quote {
+            fare,
+            full_fare: full,
+            distance_m: trip.distance_m.unwrap_or(0),
+            band,
+            area: None,
+            breakdown: items,
+            new_month: month,
+            new_transfer,
+        })
     }
 
     /// Every ordered pair of distinct stations of a paid area with its distance and standard

@@ -73,11 +73,19 @@ pub struct LoadReport {
 impl LoadReport {
     /// Number of rows skipped as errors.
     pub fn errors(&self) -> usize {
-        self.issues.iter().filter(|i| i.severity == Severity::Error).count()
+        self.issues
+            .iter()
+            .filter(|i| i.severity == Severity::Error)
+            .count()
     }
     fn push(&mut self, file: &str, line: u64, severity: Severity, message: String) {
         if self.issues.len() < MAX_ISSUES {
-            self.issues.push(Issue { file: file.to_string(), line, severity, message });
+            self.issues.push(Issue {
+                file: file.to_string(),
+                line,
+                severity,
+                message,
+            });
         } else {
             self.dropped_issues += 1;
         }
@@ -93,7 +101,10 @@ struct Table {
 
 impl Table {
     fn get<'a>(&self, row: &'a [String], col: &str) -> &'a str {
-        self.cols.get(col).and_then(|&i| row.get(i)).map_or("", String::as_str)
+        self.cols
+            .get(col)
+            .and_then(|&i| row.get(i))
+            .map_or("", String::as_str)
     }
     fn has(&self, col: &str) -> bool {
         self.cols.contains_key(col)
@@ -102,13 +113,22 @@ impl Table {
 
 fn read_table(dir: &Path, name: &str, report: &mut LoadReport) -> Result<Option<Table>> {
     let path = dir.join(name);
-    let Ok(meta) = std::fs::metadata(&path) else { return Ok(None) };
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return Ok(None);
+    };
     if meta.len() > MAX_FILE_BYTES {
-        return Err(FareError::Limit { what: "GTFS file size (bytes)", max: MAX_FILE_BYTES });
+        return Err(FareError::Limit {
+            what: "GTFS file size (bytes)",
+            max: MAX_FILE_BYTES,
+        });
     }
-    let bytes = std::fs::read(&path).map_err(|e| FareError::Io(path.display().to_string(), e.to_string()))?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| FareError::Io(path.display().to_string(), e.to_string()))?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
     let mut rec = csv::ByteRecord::new();
     let mut header: Option<Vec<String>> = None;
     let mut rows = Vec::new();
@@ -119,13 +139,21 @@ fn read_table(dir: &Path, name: &str, report: &mut LoadReport) -> Result<Option<
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                report.push(name, line, Severity::Error, format!("unreadable CSV: {e}; rest of file skipped"));
+                report.push(
+                    name,
+                    line,
+                    Severity::Error,
+                    format!("unreadable CSV: {e}; rest of file skipped"),
+                );
                 skipped += 1;
                 break;
             }
         }
         let line = rec.position().map_or(line, |p| p.line());
-        let fields: Vec<String> = rec.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+        let fields: Vec<String> = rec
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect();
         let Some(h) = &header else {
             header = Some(fields.iter().map(|f| f.trim().to_string()).collect());
             continue;
@@ -134,35 +162,78 @@ fn read_table(dir: &Path, name: &str, report: &mut LoadReport) -> Result<Option<
             continue; // blank line
         }
         if rows.len() >= MAX_ROWS {
-            return Err(FareError::Limit { what: "GTFS rows per file", max: MAX_ROWS as u64 });
+            return Err(FareError::Limit {
+                what: "GTFS rows per file",
+                max: MAX_ROWS as u64,
+            });
         }
         if fields.len() > h.len() {
-            report.push(name, line, Severity::Error, format!("{} fields, header has {} (unquoted comma?); row skipped", fields.len(), h.len()));
+            report.push(
+                name,
+                line,
+                Severity::Error,
+                format!(
+                    "{} fields, header has {} (unquoted comma?); row skipped",
+                    fields.len(),
+                    h.len()
+                ),
+            );
             skipped += 1;
             continue;
         }
-        if let Some((i, _)) = fields.iter().enumerate().find(|(_, f)| f.chars().any(|c| c.is_control() && c != '\n' && c != '\r')) {
-            report.push(name, line, Severity::Error, format!("field {} contains a control character (tab?); row skipped", h[i]));
+        if let Some((i, _)) = fields
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.chars().any(|c| c.is_control() && c != '\n' && c != '\r'))
+        {
+            report.push(
+                name,
+                line,
+                Severity::Error,
+                format!(
+                    "field {} contains a control character (tab?); row skipped",
+                    h[i]
+                ),
+            );
             skipped += 1;
             continue;
         }
         let mut fields: Vec<String> = fields.into_iter().map(|f| f.trim().to_string()).collect();
         if fields.len() < h.len() {
-            report.push(name, line, Severity::Warning, format!("{} fields, header has {}; missing trailing fields read as empty", fields.len(), h.len()));
+            report.push(
+                name,
+                line,
+                Severity::Warning,
+                format!(
+                    "{} fields, header has {}; missing trailing fields read as empty",
+                    fields.len(),
+                    h.len()
+                ),
+            );
             fields.resize(h.len(), String::new());
         }
         rows.push((line, fields));
         ok += 1;
     }
     report.files.push((name.to_string(), ok, skipped));
-    let cols = header.unwrap_or_default().into_iter().enumerate().map(|(i, c)| (c, i)).collect();
-    Ok(Some(Table { name: name.to_string(), cols, rows }))
+    let cols = header
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (c, i))
+        .collect();
+    Ok(Some(Table {
+        name: name.to_string(),
+        cols,
+        rows,
+    }))
 }
 
 /// Minor-unit exponent of an ISO 4217 currency (2 unless listed).
 pub fn currency_decimals(code: &str) -> u32 {
     match code.to_ascii_uppercase().as_str() {
-        "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "UGX" | "XAF" | "XOF" | "XPF" | "PYG" | "RWF" | "KMF" | "GNF" | "DJF" | "BIF" | "VUV" => 0,
+        "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "UGX" | "XAF" | "XOF" | "XPF" | "PYG" | "RWF"
+        | "KMF" | "GNF" | "DJF" | "BIF" | "VUV" => 0,
         "BHD" | "KWD" | "OMR" | "JOD" | "TND" | "LYD" | "IQD" => 3,
         _ => 2,
     }
@@ -172,17 +243,33 @@ pub fn currency_decimals(code: &str) -> u32 {
 pub fn parse_amount(s: &str, decimals: u32) -> std::result::Result<u64, String> {
     let s = s.trim();
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty() && frac.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(format!("bad amount {s:?}"));
     }
     let d = decimals as usize;
-    let (keep, extra) = if frac.len() > d { frac.split_at(d) } else { (frac, "") };
+    let (keep, extra) = if frac.len() > d {
+        frac.split_at(d)
+    } else {
+        (frac, "")
+    };
     if extra.bytes().any(|b| b != b'0') {
-        return Err(format!("amount {s:?} has more decimals than the currency's minor unit"));
+        return Err(format!(
+            "amount {s:?} has more decimals than the currency's minor unit"
+        ));
     }
     let mut v: u64 = 0;
-    for b in int.bytes().chain(keep.bytes()).chain(std::iter::repeat_n(b'0', d - keep.len())) {
-        v = v.checked_mul(10).and_then(|v| v.checked_add(u64::from(b - b'0'))).ok_or_else(|| format!("amount {s:?} too large"))?;
+    for b in int
+        .bytes()
+        .chain(keep.bytes())
+        .chain(std::iter::repeat_n(b'0', d - keep.len()))
+    {
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(b - b'0')))
+            .ok_or_else(|| format!("amount {s:?} too large"))?;
     }
     Ok(v)
 }
@@ -345,6 +432,11 @@ pub struct MatrixRow {
     pub fare_minor: Option<u64>,
 }
 
+/// A stop of a trip: `stop_id` and `shape_dist_traveled`.
+type TripStop = (String, Option<f64>);
+/// A direct way from one station to another: route and the zones passed.
+type DirectOption = (String, BTreeSet<String>);
+
 /// A loaded GTFS feed.
 #[derive(Debug, Clone, Default)]
 pub struct Feed {
@@ -356,7 +448,7 @@ pub struct Feed {
     /// `route_id` → network ids (routes.network_id and route_networks.txt).
     pub route_networks: HashMap<String, Vec<String>>,
     /// Trips: `route_id` and the stop sequence `(stop_id, shape_dist_traveled)`.
-    trips: Vec<(String, Vec<(String, Option<f64>)>)>,
+    trips: Vec<(String, Vec<TripStop>)>,
     transfers: Vec<(String, String)>,
     /// Stop → areas (stop_areas.txt).
     pub stop_areas: HashMap<String, Vec<String>>,
@@ -385,38 +477,78 @@ pub struct Feed {
 /// Loads a GTFS feed directory (unzipped). Broken rows are reported and skipped.
 pub fn load_dir(dir: &Path) -> Result<(Feed, LoadReport)> {
     if !dir.is_dir() {
-        return Err(FareError::Gtfs(format!("{} is not a directory (unzip the feed first)", dir.display())));
+        return Err(FareError::Gtfs(format!(
+            "{} is not a directory (unzip the feed first)",
+            dir.display()
+        )));
     }
     let mut rep = LoadReport::default();
-    let mut feed = Feed { shape_unit_m: 1.0, ..Feed::default() };
-    let stops = read_table(dir, "stops.txt", &mut rep)?.ok_or_else(|| FareError::Gtfs("stops.txt missing".into()))?;
+    let mut feed = Feed {
+        shape_unit_m: 1.0,
+        ..Feed::default()
+    };
+    let stops = read_table(dir, "stops.txt", &mut rep)?
+        .ok_or_else(|| FareError::Gtfs("stops.txt missing".into()))?;
     for (line, r) in &stops.rows {
         let id = stops.get(r, "stop_id");
         if id.is_empty() {
-            rep.push(&stops.name, *line, Severity::Error, "empty stop_id; row skipped".into());
+            rep.push(
+                &stops.name,
+                *line,
+                Severity::Error,
+                "empty stop_id; row skipped".into(),
+            );
             continue;
         }
         let lt = stops.get(r, "location_type");
-        let location_type = if lt.is_empty() { 0 } else { lt.parse().unwrap_or(0) };
-        let lat_lon = match (stops.get(r, "stop_lat").parse::<f64>(), stops.get(r, "stop_lon").parse::<f64>()) {
+        let location_type = if lt.is_empty() {
+            0
+        } else {
+            lt.parse().unwrap_or(0)
+        };
+        let lat_lon = match (
+            stops.get(r, "stop_lat").parse::<f64>(),
+            stops.get(r, "stop_lon").parse::<f64>(),
+        ) {
             (Ok(a), Ok(b)) if a.abs() <= 90.0 && b.abs() <= 180.0 => Some((a, b)),
             _ => None,
         };
-        let stop = Stop { id: id.into(), name: stops.get(r, "stop_name").into(), parent: stops.get(r, "parent_station").into(), zone: stops.get(r, "zone_id").into(), location_type, lat_lon };
+        let stop = Stop {
+            id: id.into(),
+            name: stops.get(r, "stop_name").into(),
+            parent: stops.get(r, "parent_station").into(),
+            zone: stops.get(r, "zone_id").into(),
+            location_type,
+            lat_lon,
+        };
         if feed.stops.insert(id.to_string(), stop).is_some() {
-            rep.push(&stops.name, *line, Severity::Warning, format!("duplicate stop_id {id}; last row kept"));
+            rep.push(
+                &stops.name,
+                *line,
+                Severity::Warning,
+                format!("duplicate stop_id {id}; last row kept"),
+            );
         }
     }
-    let order: Vec<String> = stops.rows.iter().map(|(_, r)| stops.get(r, "stop_id").to_string()).collect();
+    let order: Vec<String> = stops
+        .rows
+        .iter()
+        .map(|(_, r)| stops.get(r, "stop_id").to_string())
+        .collect();
     for id in order {
-        let Some(s) = feed.stops.get(&id) else { continue };
+        let Some(s) = feed.stops.get(&id) else {
+            continue;
+        };
         if s.location_type > 1 {
             continue;
         }
         let key = feed.station_key(&id);
         if !feed.station_index.contains_key(&key) {
             if feed.stations.len() >= MAX_MATRIX_STATIONS {
-                return Err(FareError::Limit { what: "GTFS stations", max: MAX_MATRIX_STATIONS as u64 });
+                return Err(FareError::Limit {
+                    what: "GTFS stations",
+                    max: MAX_MATRIX_STATIONS as u64,
+                });
             }
             feed.station_index.insert(key.clone(), feed.stations.len());
             feed.stations.push(key);
@@ -425,7 +557,10 @@ pub fn load_dir(dir: &Path) -> Result<(Feed, LoadReport)> {
     if let Some(t) = read_table(dir, "routes.txt", &mut rep)? {
         for (_, r) in &t.rows {
             let net = t.get(r, "network_id");
-            let e = feed.route_networks.entry(t.get(r, "route_id").to_string()).or_default();
+            let e = feed
+                .route_networks
+                .entry(t.get(r, "route_id").to_string())
+                .or_default();
             if !net.is_empty() {
                 e.push(net.to_string());
             }
@@ -433,13 +568,19 @@ pub fn load_dir(dir: &Path) -> Result<(Feed, LoadReport)> {
     }
     if let Some(t) = read_table(dir, "route_networks.txt", &mut rep)? {
         for (_, r) in &t.rows {
-            feed.route_networks.entry(t.get(r, "route_id").to_string()).or_default().push(t.get(r, "network_id").to_string());
+            feed.route_networks
+                .entry(t.get(r, "route_id").to_string())
+                .or_default()
+                .push(t.get(r, "network_id").to_string());
         }
     }
     let mut trip_route: HashMap<String, String> = HashMap::new();
     if let Some(t) = read_table(dir, "trips.txt", &mut rep)? {
         for (_, r) in &t.rows {
-            trip_route.insert(t.get(r, "trip_id").to_string(), t.get(r, "route_id").to_string());
+            trip_route.insert(
+                t.get(r, "trip_id").to_string(),
+                t.get(r, "route_id").to_string(),
+            );
         }
     }
     if let Some(t) = read_table(dir, "stop_times.txt", &mut rep)? {
@@ -447,30 +588,53 @@ pub fn load_dir(dir: &Path) -> Result<(Feed, LoadReport)> {
         for (line, r) in &t.rows {
             let trip = t.get(r, "trip_id");
             let Ok(seq) = t.get(r, "stop_sequence").parse::<u32>() else {
-                rep.push(&t.name, *line, Severity::Error, "bad stop_sequence; row skipped".into());
+                rep.push(
+                    &t.name,
+                    *line,
+                    Severity::Error,
+                    "bad stop_sequence; row skipped".into(),
+                );
                 continue;
             };
             let stop = t.get(r, "stop_id");
             if !feed.stops.contains_key(stop) {
-                rep.push(&t.name, *line, Severity::Error, format!("unknown stop_id {stop}; row skipped"));
+                rep.push(
+                    &t.name,
+                    *line,
+                    Severity::Error,
+                    format!("unknown stop_id {stop}; row skipped"),
+                );
                 continue;
             }
             let sd = t.get(r, "shape_dist_traveled");
-            let sd = if sd.is_empty() { None } else { sd.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0) };
-            by_trip.entry(trip.to_string()).or_default().push((seq, stop.to_string(), sd));
+            let sd = if sd.is_empty() {
+                None
+            } else {
+                sd.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+            };
+            by_trip
+                .entry(trip.to_string())
+                .or_default()
+                .push((seq, stop.to_string(), sd));
         }
         let mut ids: Vec<_> = by_trip.into_iter().collect();
         ids.sort_by(|a, b| a.0.cmp(&b.0));
         for (trip, mut v) in ids {
             v.sort_by_key(|x| x.0);
             let route = trip_route.get(&trip).cloned().unwrap_or_default();
-            feed.trips.push((route, v.into_iter().map(|x| (x.1, x.2)).collect()));
+            feed.trips
+                .push((route, v.into_iter().map(|x| (x.1, x.2)).collect()));
         }
     }
     if let Some(t) = read_table(dir, "transfers.txt", &mut rep)? {
         for (_, r) in &t.rows {
             let (a, b) = (t.get(r, "from_stop_id"), t.get(r, "to_stop_id"));
-            if feed.stops.contains_key(a) && feed.stops.contains_key(b) && t.get(r, "transfer_type") != "3" {
+            if feed.stops.contains_key(a)
+                && feed.stops.contains_key(b)
+                && t.get(r, "transfer_type") != "3"
+            {
                 feed.transfers.push((a.to_string(), b.to_string()));
             }
         }
@@ -488,8 +652,14 @@ pub fn load_dir(dir: &Path) -> Result<(Feed, LoadReport)> {
 
 fn haversine_m(a: (f64, f64), b: (f64, f64)) -> f64 {
     let r = 6_371_008.8_f64;
-    let (la1, lo1, la2, lo2) = (a.0.to_radians(), a.1.to_radians(), b.0.to_radians(), b.1.to_radians());
-    let h = ((la2 - la1) / 2.0).sin().powi(2) + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
+    let (la1, lo1, la2, lo2) = (
+        a.0.to_radians(),
+        a.1.to_radians(),
+        b.0.to_radians(),
+        b.1.to_radians(),
+    );
+    let h = ((la2 - la1) / 2.0).sin().powi(2)
+        + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
     2.0 * r * h.sqrt().asin()
 }
 
@@ -513,13 +683,36 @@ impl Feed {
     fn load_calendar(&mut self, dir: &Path, rep: &mut LoadReport) -> Result<()> {
         if let Some(t) = read_table(dir, "calendar.txt", rep)? {
             for (line, r) in &t.rows {
-                let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
-                let mask = days.iter().enumerate().fold(0u8, |m, (i, d)| if t.get(r, d) == "1" { m | 1 << i } else { m });
-                match (parse_date(t.get(r, "start_date")), parse_date(t.get(r, "end_date"))) {
-                    (Some(s), Some(e)) => {
-                        self.calendar.insert(t.get(r, "service_id").to_string(), (mask, s, e));
+                let days = [
+                    "monday",
+                    "tuesday",
+                    "wednesday",
+                    "thursday",
+                    "friday",
+                    "saturday",
+                    "sunday",
+                ];
+                let mask = days.iter().enumerate().fold(0u8, |m, (i, d)| {
+                    if t.get(r, d) == "1" {
+                        m | 1 << i
+                    } else {
+                        m
                     }
-                    _ => rep.push(&t.name, *line, Severity::Error, "bad start_date/end_date; row skipped".into()),
+                });
+                match (
+                    parse_date(t.get(r, "start_date")),
+                    parse_date(t.get(r, "end_date")),
+                ) {
+                    (Some(s), Some(e)) => {
+                        self.calendar
+                            .insert(t.get(r, "service_id").to_string(), (mask, s, e));
+                    }
+                    _ => rep.push(
+                        &t.name,
+                        *line,
+                        Severity::Error,
+                        "bad start_date/end_date; row skipped".into(),
+                    ),
                 }
             }
         }
@@ -527,12 +720,19 @@ impl Feed {
             for (line, r) in &t.rows {
                 match (parse_date(t.get(r, "date")), t.get(r, "exception_type")) {
                     (Some(d), "1") => {
-                        self.calendar_dates.insert((t.get(r, "service_id").to_string(), d), true);
+                        self.calendar_dates
+                            .insert((t.get(r, "service_id").to_string(), d), true);
                     }
                     (Some(d), "2") => {
-                        self.calendar_dates.insert((t.get(r, "service_id").to_string(), d), false);
+                        self.calendar_dates
+                            .insert((t.get(r, "service_id").to_string(), d), false);
                     }
-                    _ => rep.push(&t.name, *line, Severity::Error, "bad date or exception_type; row skipped".into()),
+                    _ => rep.push(
+                        &t.name,
+                        *line,
+                        Severity::Error,
+                        "bad date or exception_type; row skipped".into(),
+                    ),
                 }
             }
         }
@@ -546,17 +746,30 @@ impl Feed {
         }
         // 1970-01-01 was a Thursday (bit 3 with Monday = bit 0).
         let wd = (day + 3).rem_euclid(7) as u8;
-        self.calendar.get(service).is_some_and(|&(mask, s, e)| day >= s && day <= e && mask & (1 << wd) != 0)
+        self.calendar
+            .get(service)
+            .is_some_and(|&(mask, s, e)| day >= s && day <= e && mask & (1 << wd) != 0)
     }
 
     fn load_v1(&mut self, dir: &Path, rep: &mut LoadReport) -> Result<()> {
-        let Some(t) = read_table(dir, "fare_attributes.txt", rep)? else { return Ok(()) };
+        let Some(t) = read_table(dir, "fare_attributes.txt", rep)? else {
+            return Ok(());
+        };
         for (line, r) in &t.rows {
             let id = t.get(r, "fare_id");
             let cur = t.get(r, "currency_type");
             match parse_amount(t.get(r, "price"), currency_decimals(cur)) {
-                Ok(p) if !id.is_empty() => self.v1.push(V1Fare { id: id.into(), price: p, rules: Vec::new() }),
-                Ok(_) => rep.push(&t.name, *line, Severity::Error, "empty fare_id; row skipped".into()),
+                Ok(p) if !id.is_empty() => self.v1.push(V1Fare {
+                    id: id.into(),
+                    price: p,
+                    rules: Vec::new(),
+                }),
+                Ok(_) => rep.push(
+                    &t.name,
+                    *line,
+                    Severity::Error,
+                    "empty fare_id; row skipped".into(),
+                ),
                 Err(e) => rep.push(&t.name, *line, Severity::Error, format!("{e}; row skipped")),
             }
         }
@@ -564,8 +777,16 @@ impl Feed {
             for (line, r) in &t.rows {
                 let id = t.get(r, "fare_id");
                 match self.v1.iter_mut().find(|f| f.id == id) {
-                    Some(f) => f.rules.push(["route_id", "origin_id", "destination_id", "contains_id"].map(|c| t.get(r, c).to_string())),
-                    None => rep.push(&t.name, *line, Severity::Error, format!("unknown fare_id {id}; row skipped")),
+                    Some(f) => f.rules.push(
+                        ["route_id", "origin_id", "destination_id", "contains_id"]
+                            .map(|c| t.get(r, c).to_string()),
+                    ),
+                    None => rep.push(
+                        &t.name,
+                        *line,
+                        Severity::Error,
+                        format!("unknown fare_id {id}; row skipped"),
+                    ),
                 }
             }
         }
@@ -576,7 +797,8 @@ impl Feed {
         if let Some(t) = read_table(dir, "rider_categories.txt", rep)? {
             for (_, r) in &t.rows {
                 if t.get(r, "is_default_fare_category") == "1" {
-                    self.default_categories.insert(t.get(r, "rider_category_id").to_string());
+                    self.default_categories
+                        .insert(t.get(r, "rider_category_id").to_string());
                 }
             }
         }
@@ -591,24 +813,47 @@ impl Feed {
                         rider_category: t.get(r, "rider_category_id").into(),
                         media: t.get(r, "fare_media_id").into(),
                     }),
-                    Err(e) => rep.push(&t.name, *line, Severity::Error, format!("{e}; row skipped")),
+                    Err(e) => {
+                        rep.push(&t.name, *line, Severity::Error, format!("{e}; row skipped"))
+                    }
                 }
             }
         }
         if let Some(t) = read_table(dir, "stop_areas.txt", rep)? {
             for (_, r) in &t.rows {
-                self.stop_areas.entry(t.get(r, "stop_id").to_string()).or_default().push(t.get(r, "area_id").to_string());
+                self.stop_areas
+                    .entry(t.get(r, "stop_id").to_string())
+                    .or_default()
+                    .push(t.get(r, "area_id").to_string());
             }
         }
         if let Some(t) = read_table(dir, "timeframes.txt", rep)? {
             for (line, r) in &t.rows {
                 let st = t.get(r, "start_time");
                 let et = t.get(r, "end_time");
-                let start = if st.is_empty() { Some(0) } else { parse_gtfs_time(st) };
-                let end = if et.is_empty() { Some(86_400) } else { parse_gtfs_time(et) };
+                let start = if st.is_empty() {
+                    Some(0)
+                } else {
+                    parse_gtfs_time(st)
+                };
+                let end = if et.is_empty() {
+                    Some(86_400)
+                } else {
+                    parse_gtfs_time(et)
+                };
                 match (start, end) {
-                    (Some(s), Some(e)) if s < e => self.timeframes.push(Timeframe { group: t.get(r, "timeframe_group_id").into(), start: s, end: e, service: t.get(r, "service_id").into() }),
-                    _ => rep.push(&t.name, *line, Severity::Error, "bad start_time/end_time; row skipped".into()),
+                    (Some(s), Some(e)) if s < e => self.timeframes.push(Timeframe {
+                        group: t.get(r, "timeframe_group_id").into(),
+                        start: s,
+                        end: e,
+                        service: t.get(r, "service_id").into(),
+                    }),
+                    _ => rep.push(
+                        &t.name,
+                        *line,
+                        Severity::Error,
+                        "bad start_time/end_time; row skipped".into(),
+                    ),
                 }
             }
         }
@@ -617,7 +862,12 @@ impl Feed {
             for (line, r) in &t.rows {
                 let product = t.get(r, "fare_product_id");
                 if !self.products.iter().any(|p| p.id == product) {
-                    rep.push(&t.name, *line, Severity::Error, format!("unknown fare_product_id {product:?}; row skipped"));
+                    rep.push(
+                        &t.name,
+                        *line,
+                        Severity::Error,
+                        format!("unknown fare_product_id {product:?}; row skipped"),
+                    );
                     continue;
                 }
                 let pr = t.get(r, "rule_priority");
@@ -626,7 +876,12 @@ impl Feed {
                 } else if let Ok(p) = pr.parse() {
                     p
                 } else {
-                    rep.push(&t.name, *line, Severity::Error, format!("bad rule_priority {pr:?}; row skipped"));
+                    rep.push(
+                        &t.name,
+                        *line,
+                        Severity::Error,
+                        format!("bad rule_priority {pr:?}; row skipped"),
+                    );
                     continue;
                 };
                 self.leg_rules.push(LegRule {
@@ -673,11 +928,22 @@ impl Feed {
                     if !product.is_empty() && !self.products.iter().any(|p| p.id == product) {
                         return Err(format!("unknown fare_product_id {product:?}"));
                     }
-                    Ok(TransferRule { line: *line, from_group, to_group, transfer_count, duration_limit, duration_limit_type: dlt as u8, fare_transfer_type: ftt as u8, product })
+                    Ok(TransferRule {
+                        line: *line,
+                        from_group,
+                        to_group,
+                        transfer_count,
+                        duration_limit,
+                        duration_limit_type: dlt as u8,
+                        fare_transfer_type: ftt as u8,
+                        product,
+                    })
                 })();
                 match parsed {
                     Ok(rule) => self.transfer_rules.push(rule),
-                    Err(e) => rep.push(&t.name, *line, Severity::Error, format!("{e}; row skipped")),
+                    Err(e) => {
+                        rep.push(&t.name, *line, Severity::Error, format!("{e}; row skipped"))
+                    }
                 }
             }
         }
@@ -690,8 +956,15 @@ impl Feed {
         let mut ratios = Vec::new();
         for (_, stops) in &self.trips {
             for w in stops.windows(2) {
-                let (Some(a), Some(b)) = (w[0].1, w[1].1) else { continue };
-                let (Some(pa), Some(pb)) = (self.stops.get(&w[0].0).and_then(|s| s.lat_lon), self.stops.get(&w[1].0).and_then(|s| s.lat_lon)) else { continue };
+                let (Some(a), Some(b)) = (w[0].1, w[1].1) else {
+                    continue;
+                };
+                let (Some(pa), Some(pb)) = (
+                    self.stops.get(&w[0].0).and_then(|s| s.lat_lon),
+                    self.stops.get(&w[1].0).and_then(|s| s.lat_lon),
+                ) else {
+                    continue;
+                };
                 let geo = haversine_m(pa, pb);
                 if geo > 100.0 && b > a {
                     ratios.push((b - a) / geo);
@@ -708,7 +981,12 @@ impl Feed {
         let med = ratios[ratios.len() / 2];
         [1.0, 1000.0, 1609.344, 0.3048]
             .into_iter()
-            .min_by(|x, y| (med * x / 1.15).ln().abs().total_cmp(&(med * y / 1.15).ln().abs()))
+            .min_by(|x, y| {
+                (med * x / 1.15)
+                    .ln()
+                    .abs()
+                    .total_cmp(&(med * y / 1.15).ln().abs())
+            })
             .unwrap_or(1.0)
     }
 
@@ -721,7 +999,11 @@ impl Feed {
             if let Some(v) = self.stop_areas.get(s) {
                 out.extend(v.iter().map(String::as_str));
             }
-            cur = self.stops.get(s).map(|x| x.parent.as_str()).filter(|p| !p.is_empty());
+            cur = self
+                .stops
+                .get(s)
+                .map(|x| x.parent.as_str())
+                .filter(|p| !p.is_empty());
             depth += 1;
         }
         out
@@ -731,8 +1013,17 @@ impl Feed {
     /// (or none), preferring rows without a fare medium, else the cheapest medium.
     pub fn product_amount(&self, id: &str) -> Option<u64> {
         let rows: Vec<&Product> = self.products.iter().filter(|p| p.id == id).collect();
-        let std_cat: Vec<&&Product> = rows.iter().filter(|p| p.rider_category.is_empty() || self.default_categories.contains(&p.rider_category)).collect();
-        let pool: Vec<&Product> = if std_cat.is_empty() { rows } else { std_cat.into_iter().copied().collect() };
+        let std_cat: Vec<&&Product> = rows
+            .iter()
+            .filter(|p| {
+                p.rider_category.is_empty() || self.default_categories.contains(&p.rider_category)
+            })
+            .collect();
+        let pool: Vec<&Product> = if std_cat.is_empty() {
+            rows
+        } else {
+            std_cat.into_iter().copied().collect()
+        };
         let no_media: Vec<&&Product> = pool.iter().filter(|p| p.media.is_empty()).collect();
         if no_media.is_empty() {
             pool.iter().map(|p| p.amount).min()
@@ -748,7 +1039,9 @@ impl Feed {
         for tf in &self.timeframes {
             // A service day runs past midnight: try today and yesterday (+24 h).
             let today = secs >= tf.start && secs < tf.end && self.service_active(&tf.service, day);
-            let late = secs + 86_400 >= tf.start && secs + 86_400 < tf.end && self.service_active(&tf.service, day - 1);
+            let late = secs + 86_400 >= tf.start
+                && secs + 86_400 < tf.end
+                && self.service_active(&tf.service, day - 1);
             if today || late {
                 out.insert(tf.group.as_str());
             }
@@ -760,13 +1053,34 @@ impl Feed {
     /// field is a wildcard and only the highest priority survives; without it an empty field
     /// means "every value not listed in this column for any rule".
     /// `times = None` ignores timeframes (standard fare: rules without timeframes).
-    pub fn match_leg_rules(&self, networks: &BTreeSet<&str>, from_areas: &BTreeSet<&str>, to_areas: &BTreeSet<&str>, times: Option<(i64, i64)>) -> Vec<&LegRule> {
+    pub fn match_leg_rules(
+        &self,
+        networks: &BTreeSet<&str>,
+        from_areas: &BTreeSet<&str>,
+        to_areas: &BTreeSet<&str>,
+        times: Option<(i64, i64)>,
+    ) -> Vec<&LegRule> {
         let (ft, tt) = match times {
-            Some((d, a)) => (Some(self.timeframe_groups_at(d)), Some(self.timeframe_groups_at(a))),
+            Some((d, a)) => (
+                Some(self.timeframe_groups_at(d)),
+                Some(self.timeframe_groups_at(a)),
+            ),
             None => (None, None),
         };
-        let listed = |f: fn(&LegRule) -> &str| -> HashSet<&str> { self.leg_rules.iter().map(f).filter(|v| !v.is_empty()).collect() };
-        let (ln, lfa, lta, lft, ltt) = (listed(|r| &r.network), listed(|r| &r.from_area), listed(|r| &r.to_area), listed(|r| &r.from_timeframe), listed(|r| &r.to_timeframe));
+        let listed = |f: fn(&LegRule) -> &str| -> HashSet<&str> {
+            self.leg_rules
+                .iter()
+                .map(f)
+                .filter(|v| !v.is_empty())
+                .collect()
+        };
+        let (ln, lfa, lta, lft, ltt) = (
+            listed(|r| &r.network),
+            listed(|r| &r.from_area),
+            listed(|r| &r.to_area),
+            listed(|r| &r.from_timeframe),
+            listed(|r| &r.to_timeframe),
+        );
         let field = |v: &str, have: &BTreeSet<&str>, listed: &HashSet<&str>| -> bool {
             if v.is_empty() {
                 self.has_priority || have.is_empty() || have.iter().any(|h| !listed.contains(h))
@@ -783,15 +1097,33 @@ impl Feed {
         let matched: Vec<&LegRule> = self
             .leg_rules
             .iter()
-            .filter(|r| field(&r.network, networks, &ln) && field(&r.from_area, from_areas, &lfa) && field(&r.to_area, to_areas, &lta) && tf_field(&r.from_timeframe, &ft, &lft) && tf_field(&r.to_timeframe, &tt, &ltt))
+            .filter(|r| {
+                field(&r.network, networks, &ln)
+                    && field(&r.from_area, from_areas, &lfa)
+                    && field(&r.to_area, to_areas, &lta)
+                    && tf_field(&r.from_timeframe, &ft, &lft)
+                    && tf_field(&r.to_timeframe, &tt, &ltt)
+            })
             .collect();
         let top = matched.iter().map(|r| r.priority).max();
-        matched.into_iter().filter(|r| Some(r.priority) == top).collect()
+        matched
+            .into_iter()
+            .filter(|r| Some(r.priority) == top)
+            .collect()
     }
 
     /// The cheapest matching leg rule and its amount.
-    fn leg_price(&self, networks: &BTreeSet<&str>, from: &BTreeSet<&str>, to: &BTreeSet<&str>, times: Option<(i64, i64)>) -> Option<(&LegRule, u64)> {
-        self.match_leg_rules(networks, from, to, times).into_iter().filter_map(|r| self.product_amount(&r.product).map(|a| (r, a))).min_by_key(|x| x.1)
+    fn leg_price(
+        &self,
+        networks: &BTreeSet<&str>,
+        from: &BTreeSet<&str>,
+        to: &BTreeSet<&str>,
+        times: Option<(i64, i64)>,
+    ) -> Option<(&LegRule, u64)> {
+        self.match_leg_rules(networks, from, to, times)
+            .into_iter()
+            .filter_map(|r| self.product_amount(&r.product).map(|a| (r, a)))
+            .min_by_key(|x| x.1)
     }
 
     /// Prices a journey with Fares v2 leg and transfer rules.
@@ -804,31 +1136,64 @@ impl Feed {
     /// the transfer product (AB). `transfer_count` bounds transfers within a sub-journey
     /// between legs of the same group (-1 = unlimited).
     pub fn price_journey(&self, legs: &[Leg]) -> Result<JourneyPrice> {
-        let mut out = JourneyPrice { total: 0, legs: Vec::new(), transfers: Vec::new() };
+        let mut out = JourneyPrice {
+            total: 0,
+            legs: Vec::new(),
+            transfers: Vec::new(),
+        };
         let mut sub_first = 0usize;
         let mut sub_transfers: i64 = 0;
         for (i, leg) in legs.iter().enumerate() {
-            let nets: BTreeSet<&str> = self.route_networks.get(&leg.route).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default();
+            let nets: BTreeSet<&str> = self
+                .route_networks
+                .get(&leg.route)
+                .map(|v| v.iter().map(String::as_str).collect())
+                .unwrap_or_default();
             let (fa, ta) = (self.areas_of(&leg.from_stop), self.areas_of(&leg.to_stop));
             let (rule, amount) = self
                 .leg_price(&nets, &fa, &ta, Some((leg.depart, leg.arrive)))
-                .ok_or_else(|| FareError::Gtfs(format!("leg {i}: no fare leg rule matches (route {}, {} → {})", leg.route, leg.from_stop, leg.to_stop)))?;
-            out.legs.push((rule.leg_group.clone(), rule.product.clone(), amount));
+                .ok_or_else(|| {
+                    FareError::Gtfs(format!(
+                        "leg {i}: no fare leg rule matches (route {}, {} → {})",
+                        leg.route, leg.from_stop, leg.to_stop
+                    ))
+                })?;
+            out.legs
+                .push((rule.leg_group.clone(), rule.product.clone(), amount));
             if i == 0 {
                 out.total = amount;
                 continue;
             }
             let prev_group = out.legs[i - 1].0.clone();
             let group = rule.leg_group.clone();
-            let listed_from: HashSet<&str> = self.transfer_rules.iter().map(|t| t.from_group.as_str()).filter(|v| !v.is_empty()).collect();
-            let listed_to: HashSet<&str> = self.transfer_rules.iter().map(|t| t.to_group.as_str()).filter(|v| !v.is_empty()).collect();
-            let gm = |v: &str, g: &str, listed: &HashSet<&str>| if v.is_empty() { !listed.contains(g) } else { v == g };
+            let listed_from: HashSet<&str> = self
+                .transfer_rules
+                .iter()
+                .map(|t| t.from_group.as_str())
+                .filter(|v| !v.is_empty())
+                .collect();
+            let listed_to: HashSet<&str> = self
+                .transfer_rules
+                .iter()
+                .map(|t| t.to_group.as_str())
+                .filter(|v| !v.is_empty())
+                .collect();
+            let gm = |v: &str, g: &str, listed: &HashSet<&str>| {
+                if v.is_empty() {
+                    !listed.contains(g)
+                } else {
+                    v == g
+                }
+            };
             let prev = &legs[i - 1];
             let first = &legs[sub_first];
             let best = self
                 .transfer_rules
                 .iter()
-                .filter(|t| gm(&t.from_group, &prev_group, &listed_from) && gm(&t.to_group, &group, &listed_to))
+                .filter(|t| {
+                    gm(&t.from_group, &prev_group, &listed_from)
+                        && gm(&t.to_group, &group, &listed_to)
+                })
                 .filter(|t| match t.transfer_count {
                     Some(-1) => true,
                     Some(c) => sub_transfers < c,
@@ -836,7 +1201,9 @@ impl Feed {
                     None => sub_transfers == 0,
                 })
                 .filter(|t| {
-                    let Some(limit) = t.duration_limit else { return true };
+                    let Some(limit) = t.duration_limit else {
+                        return true;
+                    };
                     let span = match t.duration_limit_type {
                         0 => leg.arrive - first.depart,
                         1 => leg.depart - first.depart,
@@ -846,12 +1213,18 @@ impl Feed {
                     span >= 0 && span <= limit
                 })
                 .filter_map(|t| {
-                    let tp = if t.product.is_empty() { 0 } else { self.product_amount(&t.product)? };
+                    let tp = if t.product.is_empty() {
+                        0
+                    } else {
+                        self.product_amount(&t.product)?
+                    };
                     let add: i128 = match t.fare_transfer_type {
                         0 => i128::from(tp),
                         1 => i128::from(tp) + i128::from(amount),
                         // AB replaces A on the first transfer of the sub-journey.
-                        _ if sub_transfers == 0 => i128::from(tp) - i128::from(out.legs[sub_first].2),
+                        _ if sub_transfers == 0 => {
+                            i128::from(tp) - i128::from(out.legs[sub_first].2)
+                        }
                         _ => i128::from(tp),
                     };
                     Some((add, t))
@@ -877,17 +1250,30 @@ impl Feed {
 
     /// Fares v1: the cheapest fare whose rules match a trip from station `a` to `b` by
     /// route `route` (when known) passing zones `contains`.
-    fn v1_price(&self, za: &BTreeSet<&str>, zb: &BTreeSet<&str>, options: &[(String, BTreeSet<String>)], no_rules_file: bool) -> Option<u64> {
+    fn v1_price(
+        &self,
+        za: &BTreeSet<&str>,
+        zb: &BTreeSet<&str>,
+        options: &[DirectOption],
+        no_rules_file: bool,
+    ) -> Option<u64> {
         let mut best: Option<u64> = None;
         for f in &self.v1 {
             let ok = if f.rules.is_empty() {
                 no_rules_file
             } else {
                 let row_ok = |r: &[String; 4], route: Option<&str>| {
-                    (r[0].is_empty() || Some(r[0].as_str()) == route) && (r[1].is_empty() || za.contains(r[1].as_str())) && (r[2].is_empty() || zb.contains(r[2].as_str()))
+                    (r[0].is_empty() || Some(r[0].as_str()) == route)
+                        && (r[1].is_empty() || za.contains(r[1].as_str()))
+                        && (r[2].is_empty() || zb.contains(r[2].as_str()))
                 };
                 let plain = f.rules.iter().filter(|r| r[3].is_empty());
-                let contains: BTreeSet<&str> = f.rules.iter().filter(|r| !r[3].is_empty()).map(|r| r[3].as_str()).collect();
+                let contains: BTreeSet<&str> = f
+                    .rules
+                    .iter()
+                    .filter(|r| !r[3].is_empty())
+                    .map(|r| r[3].as_str())
+                    .collect();
                 let mut any = false;
                 for r in plain {
                     if options.is_empty() {
@@ -900,7 +1286,11 @@ impl Feed {
                     // All contains_ids of a fare must equal the zones passed through.
                     any |= options.iter().any(|(route, zones)| {
                         let z: BTreeSet<&str> = zones.iter().map(String::as_str).collect();
-                        z == contains && f.rules.iter().filter(|r| !r[3].is_empty()).all(|r| r[0].is_empty() || r[0] == *route)
+                        z == contains
+                            && f.rules
+                                .iter()
+                                .filter(|r| !r[3].is_empty())
+                                .all(|r| r[0].is_empty() || r[0] == *route)
                     });
                 }
                 any
@@ -934,16 +1324,28 @@ impl Feed {
             }
         };
         // Direct options per ordered pair: routes and the zones passed (v1 route/contains, v2 networks).
-        let mut direct: HashMap<(usize, usize), Vec<(String, BTreeSet<String>)>> = HashMap::new();
-        let need_direct = self.v1.iter().any(|f| f.rules.iter().any(|r| !r[0].is_empty() || !r[3].is_empty())) || !self.leg_rules.is_empty();
+        let mut direct: HashMap<(usize, usize), Vec<DirectOption>> = HashMap::new();
+        let need_direct = self
+            .v1
+            .iter()
+            .any(|f| f.rules.iter().any(|r| !r[0].is_empty() || !r[3].is_empty()))
+            || !self.leg_rules.is_empty();
         let mut patterns: HashSet<(String, Vec<usize>)> = HashSet::new();
         for (route, stops) in &self.trips {
-            let idx: Vec<Option<usize>> = stops.iter().map(|(s, _)| self.station_index.get(&self.station_key(s)).copied()).collect();
+            let idx: Vec<Option<usize>> = stops
+                .iter()
+                .map(|(s, _)| self.station_index.get(&self.station_key(s)).copied())
+                .collect();
             for (k, w) in stops.windows(2).enumerate() {
-                let (Some(a), Some(b)) = (idx[k], idx[k + 1]) else { continue };
+                let (Some(a), Some(b)) = (idx[k], idx[k + 1]) else {
+                    continue;
+                };
                 let w_m = match (w[0].1, w[1].1) {
                     (Some(x), Some(y)) if y >= x => Some(((y - x) * self.shape_unit_m).round()),
-                    _ => match (self.stops.get(&w[0].0).and_then(|s| s.lat_lon), self.stops.get(&w[1].0).and_then(|s| s.lat_lon)) {
+                    _ => match (
+                        self.stops.get(&w[0].0).and_then(|s| s.lat_lon),
+                        self.stops.get(&w[1].0).and_then(|s| s.lat_lon),
+                    ) {
                         (Some(p), Some(q)) => Some(haversine_m(p, q).round()),
                         _ => None,
                     },
@@ -965,9 +1367,24 @@ impl Feed {
                 members[i].push(s.id.as_str());
             }
         }
-        let zones: Vec<BTreeSet<&str>> = members.iter().map(|m| m.iter().filter_map(|id| self.stops.get(*id)).map(|s| s.zone.as_str()).filter(|z| !z.is_empty()).collect()).collect();
-        let areas: Vec<BTreeSet<&str>> = members.iter().map(|m| m.iter().flat_map(|id| self.areas_of(id)).collect()).collect();
-        let has_contains = self.v1.iter().any(|f| f.rules.iter().any(|r| !r[3].is_empty()));
+        let zones: Vec<BTreeSet<&str>> = members
+            .iter()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|id| self.stops.get(*id))
+                    .map(|s| s.zone.as_str())
+                    .filter(|z| !z.is_empty())
+                    .collect()
+            })
+            .collect();
+        let areas: Vec<BTreeSet<&str>> = members
+            .iter()
+            .map(|m| m.iter().flat_map(|id| self.areas_of(id)).collect())
+            .collect();
+        let has_contains = self
+            .v1
+            .iter()
+            .any(|f| f.rules.iter().any(|r| !r[3].is_empty()));
         for (route, seq) in &patterns {
             for i in 0..seq.len() {
                 let mut zs: BTreeSet<String> = BTreeSet::new();
@@ -987,7 +1404,10 @@ impl Feed {
             }
         }
         for (a, b) in &self.transfers {
-            if let (Some(&x), Some(&y)) = (self.station_index.get(&self.station_key(a)), self.station_index.get(&self.station_key(b))) {
+            if let (Some(&x), Some(&y)) = (
+                self.station_index.get(&self.station_key(a)),
+                self.station_index.get(&self.station_key(b)),
+            ) {
                 add(&mut adj, x, y, 0);
             }
         }
@@ -1002,7 +1422,18 @@ impl Feed {
             }
             v
         };
-        let all_networks: BTreeSet<&str> = self.route_networks.values().flatten().map(String::as_str).chain(self.leg_rules.iter().map(|r| r.network.as_str()).filter(|x| !x.is_empty())).collect();
+        let all_networks: BTreeSet<&str> = self
+            .route_networks
+            .values()
+            .flatten()
+            .map(String::as_str)
+            .chain(
+                self.leg_rules
+                    .iter()
+                    .map(|r| r.network.as_str())
+                    .filter(|x| !x.is_empty()),
+            )
+            .collect();
         let no_rules_file = self.v1.iter().all(|f| f.rules.is_empty());
         let use_v2 = !self.leg_rules.is_empty();
         let mut out = Vec::with_capacity(n * n.saturating_sub(1));
@@ -1017,21 +1448,44 @@ impl Feed {
                 let fare = if use_v2 {
                     // The leg's network: that of a route running directly from a to b; with
                     // none, any network serving either end (or any network at all).
-                    let mut cands: Vec<BTreeSet<&str>> = options.iter().map(|(r, _)| self.route_networks.get(r).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default()).collect();
+                    let mut cands: Vec<BTreeSet<&str>> = options
+                        .iter()
+                        .map(|(r, _)| {
+                            self.route_networks
+                                .get(r)
+                                .map(|v| v.iter().map(String::as_str).collect())
+                                .unwrap_or_default()
+                        })
+                        .collect();
                     if cands.is_empty() {
                         let ends: BTreeSet<&str> = serving[a].union(&serving[b]).copied().collect();
-                        let pool = if ends.is_empty() { &all_networks } else { &ends };
+                        let pool = if ends.is_empty() {
+                            &all_networks
+                        } else {
+                            &ends
+                        };
                         cands = pool.iter().map(|x| BTreeSet::from([*x])).collect();
                         cands.push(BTreeSet::new());
                     }
-                    cands.iter().filter_map(|nets| self.leg_price(nets, &areas[a], &areas[b], None).map(|x| x.1)).min()
+                    cands
+                        .iter()
+                        .filter_map(|nets| {
+                            self.leg_price(nets, &areas[a], &areas[b], None)
+                                .map(|x| x.1)
+                        })
+                        .min()
                 } else if !self.v1.is_empty() {
                     self.v1_price(&zones[a], &zones[b], options, no_rules_file)
                 } else {
                     None
                 };
                 let d = (dist[b] != u32::MAX).then_some(dist[b]);
-                out.push(MatrixRow { from: self.stations[a].clone(), to: self.stations[b].clone(), distance_m: d, fare_minor: fare });
+                out.push(MatrixRow {
+                    from: self.stations[a].clone(),
+                    to: self.stations[b].clone(),
+                    distance_m: d,
+                    fare_minor: fare,
+                });
             }
         }
         Ok(out)

@@ -20,7 +20,9 @@ pub mod network;
 pub mod rules;
 pub mod time;
 
-pub use city::{BusTrip, Category, City, Item, MetroTrip, PenaltyKind, Quote, RiderMonth, Tap, TransferState};
+pub use city::{
+    BusTrip, Category, City, Item, MetroTrip, PenaltyKind, Quote, RiderMonth, Tap, TransferState,
+};
 pub use error::{FareError, Result};
 pub use network::{AreaId, LineId, Network, StationId};
 pub use rules::{CityRules, Mode};

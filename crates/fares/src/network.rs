@@ -112,7 +112,10 @@ impl NetworkBuilder {
             return Ok(i as AreaId);
         }
         if self.areas.len() >= MAX_AREAS {
-            return Err(FareError::Limit { what: "paid areas", max: MAX_AREAS as u64 });
+            return Err(FareError::Limit {
+                what: "paid areas",
+                max: MAX_AREAS as u64,
+            });
         }
         self.areas.push(id.to_string());
         Ok((self.areas.len() - 1) as AreaId)
@@ -121,9 +124,16 @@ impl NetworkBuilder {
     /// Adds a line.
     pub fn line(&mut self, name: &str, area: AreaId, is_loop: bool) -> Result<LineId> {
         if self.lines.len() >= MAX_LINES {
-            return Err(FareError::Limit { what: "lines", max: MAX_LINES as u64 });
+            return Err(FareError::Limit {
+                what: "lines",
+                max: MAX_LINES as u64,
+            });
         }
-        self.lines.push(Line { name: name.to_string(), area, is_loop });
+        self.lines.push(Line {
+            name: name.to_string(),
+            area,
+            is_loop,
+        });
         Ok((self.lines.len() - 1) as LineId)
     }
 
@@ -133,10 +143,17 @@ impl NetworkBuilder {
             Some(&id) => id,
             None => {
                 if self.stations.len() >= MAX_STATIONS {
-                    return Err(FareError::Limit { what: "stations", max: MAX_STATIONS as u64 });
+                    return Err(FareError::Limit {
+                        what: "stations",
+                        max: MAX_STATIONS as u64,
+                    });
                 }
                 let id = self.stations.len() as StationId;
-                self.stations.push(Station { name: name.to_string(), area, lines: Vec::new() });
+                self.stations.push(Station {
+                    name: name.to_string(),
+                    area,
+                    lines: Vec::new(),
+                });
                 self.index.insert((area, name.to_string()), id);
                 id
             }
@@ -169,15 +186,35 @@ impl NetworkBuilder {
         let mut edges: Vec<_> = self.edges.into_iter().collect();
         edges.sort_unstable(); // deterministic adjacency order → deterministic tie-breaks
         for ((a, b), (d, l)) in edges {
-            adj[usize::from(a)].push(Edge { to: b, dist_m: d, line: l });
-            adj[usize::from(b)].push(Edge { to: a, dist_m: d, line: l });
+            adj[usize::from(a)].push(Edge {
+                to: b,
+                dist_m: d,
+                line: l,
+            });
+            adj[usize::from(b)].push(Edge {
+                to: a,
+                dist_m: d,
+                line: l,
+            });
         }
         let mut by_name: HashMap<String, Vec<StationId>> = HashMap::new();
         for (i, s) in self.stations.iter().enumerate() {
-            by_name.entry(s.name.clone()).or_default().push(i as StationId);
+            by_name
+                .entry(s.name.clone())
+                .or_default()
+                .push(i as StationId);
         }
         let (dist, next) = all_pairs(&adj);
-        Network { stations: self.stations, lines: self.lines, areas: self.areas, adj, out_of_station, by_name, dist, next }
+        Network {
+            stations: self.stations,
+            lines: self.lines,
+            areas: self.areas,
+            adj,
+            out_of_station,
+            by_name,
+            dist,
+            next,
+        }
     }
 }
 
@@ -237,14 +274,19 @@ impl Network {
     pub fn station_in(&self, name: &str, prefer_area: Option<AreaId>) -> Result<StationId> {
         let ids = self.stations_named(name);
         if let Some(a) = prefer_area {
-            if let Some(&id) = ids.iter().find(|&&i| self.stations[usize::from(i)].area == a) {
+            if let Some(&id) = ids
+                .iter()
+                .find(|&&i| self.stations[usize::from(i)].area == a)
+            {
                 return Ok(id);
             }
         }
-        ids.first().copied().ok_or_else(|| FareError::UnknownStation {
-            name: name.to_string(),
-            suggestions: self.suggest(name),
-        })
+        ids.first()
+            .copied()
+            .ok_or_else(|| FareError::UnknownStation {
+                name: name.to_string(),
+                suggestions: self.suggest(name),
+            })
     }
 
     /// Station of this name; when several paid areas have one, the one in area 0 (the
@@ -270,7 +312,11 @@ impl Network {
             .filter(|(s, _)| *s > 0)
             .collect();
         scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
-        scored.into_iter().take(5).map(|(_, k)| k.to_string()).collect()
+        scored
+            .into_iter()
+            .take(5)
+            .map(|(_, k)| k.to_string())
+            .collect()
     }
 
     /// Shortest paid-area distance in metres, or `None` when not connected.
@@ -298,12 +344,20 @@ impl Network {
 
     /// The line of the segment between two adjacent stations.
     pub fn segment_line(&self, a: StationId, b: StationId) -> Option<LineId> {
-        self.adj.get(usize::from(a))?.iter().find(|e| e.to == b).map(|e| e.line)
+        self.adj
+            .get(usize::from(a))?
+            .iter()
+            .find(|e| e.to == b)
+            .map(|e| e.line)
     }
 
     /// Stations of one paid area, in id order.
     pub fn area_stations(&self, area: AreaId) -> impl Iterator<Item = StationId> + '_ {
-        self.stations.iter().enumerate().filter(move |(_, s)| s.area == area).map(|(i, _)| i as StationId)
+        self.stations
+            .iter()
+            .enumerate()
+            .filter(move |(_, s)| s.area == area)
+            .map(|(i, _)| i as StationId)
     }
 
     /// Bytes held by the all-pairs tables (what a gate must keep in memory).
@@ -339,9 +393,16 @@ pub fn from_line_csv(
     let mut rows: Vec<(u64, LineStationRow)> = Vec::new();
     for (i, rec) in rdr.deserialize::<LineStationRow>().enumerate() {
         let line_no = i as u64 + 2;
-        let row = rec.map_err(|e| FareError::Data { file: file.into(), line: line_no, msg: e.to_string() })?;
+        let row = rec.map_err(|e| FareError::Data {
+            file: file.into(),
+            line: line_no,
+            msg: e.to_string(),
+        })?;
         if rows.len() >= MAX_CSV_ROWS {
-            return Err(FareError::Limit { what: "CSV rows", max: MAX_CSV_ROWS as u64 });
+            return Err(FareError::Limit {
+                what: "CSV rows",
+                max: MAX_CSV_ROWS as u64,
+            });
         }
         rows.push((line_no, row));
     }
@@ -363,7 +424,11 @@ pub fn from_line_csv(
         let mut ids = Vec::with_capacity(group.len());
         for (k, (ln, r)) in group.iter().enumerate() {
             if r.seq as usize != k {
-                return Err(FareError::Data { file: file.into(), line: *ln, msg: format!("line {name}: seq {} out of order", r.seq) });
+                return Err(FareError::Data {
+                    file: file.into(),
+                    line: *ln,
+                    msg: format!("line {name}: seq {} out of order", r.seq),
+                });
             }
             let id = b.station(area, &r.station, Some(line))?;
             if k > 0 {
@@ -373,7 +438,11 @@ pub fn from_line_csv(
                     msg: "missing dist_from_prev_m".into(),
                 })?;
                 if d == 0 {
-                    return Err(FareError::Data { file: file.into(), line: *ln, msg: "zero-length segment".into() });
+                    return Err(FareError::Data {
+                        file: file.into(),
+                        line: *ln,
+                        msg: "zero-length segment".into(),
+                    });
                 }
                 b.segment(ids[k - 1], id, d, line);
             }
@@ -398,12 +467,17 @@ pub fn from_line_csv(
         let find = |name: &str| {
             b.index
                 .get(&(0, name.to_string()))
-                .copied().ok_or_else(|| FareError::UnknownStation {
-                name: name.to_string(),
-                suggestions: Vec::new(),
-            })
+                .copied()
+                .ok_or_else(|| FareError::UnknownStation {
+                    name: name.to_string(),
+                    suggestions: Vec::new(),
+                })
         };
-        links.push(OutOfStationLink { from: find(from)?, to: find(to)?, window_s: *window_s });
+        links.push(OutOfStationLink {
+            from: find(from)?,
+            to: find(to)?,
+            window_s: *window_s,
+        });
     }
     Ok(b.build(links))
 }

@@ -126,8 +126,12 @@ impl FareTable {
         }
         let open = self.bands.last().is_some_and(|b| b.up_to_m.is_none());
         match (open, self.beyond) {
-            (true, Some(_)) => Err(format!("{ctx}: an open last band and `beyond` exclude each other")),
-            (false, None) => Err(format!("{ctx}: the last band is bounded, so `beyond` is required")),
+            (true, Some(_)) => Err(format!(
+                "{ctx}: an open last band and `beyond` exclude each other"
+            )),
+            (false, None) => Err(format!(
+                "{ctx}: the last band is bounded, so `beyond` is required"
+            )),
             (_, Some(b)) if b.every_m == 0 => Err(format!("{ctx}: beyond.every_m must be > 0")),
             _ => Ok(()),
         }
@@ -154,8 +158,12 @@ impl FareTable {
             Bounds::Inclusive => over.div_ceil(step.every_m),
             Bounds::Exclusive => over / step.every_m + 1,
         };
-        let fare = step.add_fen.checked_mul(u64::from(steps))?.checked_add(last.fen)?;
-        let idx = (self.bands.len() as u64 + u64::from(steps) - 1).min(u64::from(u16::MAX)) as BandIndex;
+        let fare = step
+            .add_fen
+            .checked_mul(u64::from(steps))?
+            .checked_add(last.fen)?;
+        let idx =
+            (self.bands.len() as u64 + u64::from(steps) - 1).min(u64::from(u16::MAX)) as BandIndex;
         Some((Fen::new(fare), idx))
     }
 
@@ -467,11 +475,21 @@ impl Monthly {
 
     /// The rate (percent) for a position on the ladder.
     fn rate_at(&self, pos: u64) -> u32 {
-        self.steps.iter().rev().find(|s| s.from <= pos).map_or(100, |s| s.percent)
+        self.steps
+            .iter()
+            .rev()
+            .find(|s| s.from <= pos)
+            .map_or(100, |s| s.percent)
     }
 
     /// What a trip of full fare `fare` costs given the month so far, by this ladder.
-    pub fn apply(&self, fare: Fen, spent: Fen, rides_before: u32, rounding: Rounding) -> Option<(Fen, u32)> {
+    pub fn apply(
+        &self,
+        fare: Fen,
+        spent: Fen,
+        rides_before: u32,
+        rounding: Rounding,
+    ) -> Option<(Fen, u32)> {
         match (self.measure, self.reading) {
             (Measure::Rides, _) => {
                 let rate = self.rate_at(u64::from(rides_before) + 1);
@@ -497,7 +515,11 @@ impl Monthly {
                 while remaining_full > 0 {
                     let rate = self.rate_at((pos / U) as u64);
                     last_rate = rate;
-                    let next = self.steps.iter().map(|s| u128::from(s.from) * U).find(|&t| t > pos);
+                    let next = self
+                        .steps
+                        .iter()
+                        .map(|s| u128::from(s.from) * U)
+                        .find(|&t| t > pos);
                     let cost_all = remaining_full * u128::from(rate) / 100;
                     match next {
                         Some(t) if rate > 0 && pos + cost_all > t => {
@@ -522,7 +544,10 @@ impl CityRules {
     /// Parses and validates a city file.
     pub fn from_toml(text: &str) -> Result<CityRules> {
         if text.len() > MAX_CITY_FILE_BYTES {
-            return Err(FareError::Limit { what: "city file size (bytes)", max: MAX_CITY_FILE_BYTES as u64 });
+            return Err(FareError::Limit {
+                what: "city file size (bytes)",
+                max: MAX_CITY_FILE_BYTES as u64,
+            });
         }
         // Read the version first so that an old build reports "unsupported version" rather
         // than a confusing schema error on a newer file.
@@ -533,16 +558,25 @@ impl CityRules {
         let probe: Probe = toml::from_str(text).map_err(|e| FareError::CityFile(e.to_string()))?;
         match probe.format_version {
             Some(FORMAT_VERSION) => {}
-            Some(v) => return Err(FareError::UnsupportedVersion { found: v, supported: FORMAT_VERSION }),
+            Some(v) => {
+                return Err(FareError::UnsupportedVersion {
+                    found: v,
+                    supported: FORMAT_VERSION,
+                })
+            }
             None => return Err(FareError::CityFile("missing format_version".into())),
         }
-        let rules: CityRules = toml::from_str(text).map_err(|e| FareError::CityFile(e.to_string()))?;
+        let rules: CityRules =
+            toml::from_str(text).map_err(|e| FareError::CityFile(e.to_string()))?;
         rules.validate()?;
         Ok(rules)
     }
 
     fn validate(&self) -> Result<()> {
-        let bad = |msg: String| FareError::Invalid { city: self.id.clone(), msg };
+        let bad = |msg: String| FareError::Invalid {
+            city: self.id.clone(),
+            msg,
+        };
         if !(-14 * 60..=14 * 60).contains(&self.utc_offset_minutes) {
             return Err(bad("utc_offset_minutes out of range".into()));
         }
@@ -551,7 +585,8 @@ impl CityRules {
         }
         if let Some(m) = &self.metro {
             for (name, t) in &m.fare_table {
-                t.validate(&format!("metro.fare_table.{name}")).map_err(bad)?;
+                t.validate(&format!("metro.fare_table.{name}"))
+                    .map_err(bad)?;
             }
             if m.area.is_empty() {
                 return Err(bad("metro needs at least one [[metro.area]]".into()));
@@ -560,9 +595,16 @@ impl CityRules {
             for a in &m.area {
                 match (&a.fare_table, a.flat_fen) {
                     (Some(t), None) if m.fare_table.contains_key(t) => {}
-                    (Some(t), None) => return Err(bad(format!("area {}: unknown fare_table {t}", a.id))),
+                    (Some(t), None) => {
+                        return Err(bad(format!("area {}: unknown fare_table {t}", a.id)))
+                    }
                     (None, Some(_)) => {}
-                    _ => return Err(bad(format!("area {}: give exactly one of fare_table, flat_fen", a.id))),
+                    _ => {
+                        return Err(bad(format!(
+                            "area {}: give exactly one of fare_table, flat_fen",
+                            a.id
+                        )))
+                    }
                 }
                 if a.lines.is_empty() {
                     defaults += 1;
@@ -572,7 +614,10 @@ impl CityRules {
                 return Err(bad("at most one area may leave `lines` empty".into()));
             }
             if !m.area.iter().any(|a| a.id == m.default_area) {
-                return Err(bad(format!("default_area {} is not an area", m.default_area)));
+                return Err(bad(format!(
+                    "default_area {} is not an area",
+                    m.default_area
+                )));
             }
             if let Some(l) = &m.monthly {
                 l.validate("metro.monthly").map_err(bad)?;
@@ -607,8 +652,20 @@ mod tests {
         FareTable {
             upper_bounds: bounds,
             tolerance_m: tol,
-            bands: vec![Band { up_to_m: Some(4000), fen: 200 }, Band { up_to_m: Some(8000), fen: 300 }],
-            beyond: Some(Beyond { every_m: 8000, add_fen: 100 }),
+            bands: vec![
+                Band {
+                    up_to_m: Some(4000),
+                    fen: 200,
+                },
+                Band {
+                    up_to_m: Some(8000),
+                    fen: 300,
+                },
+            ],
+            beyond: Some(Beyond {
+                every_m: 8000,
+                add_fen: 100,
+            }),
         }
     }
 
@@ -634,11 +691,26 @@ mod tests {
 
     #[test]
     fn rounding_rules() {
-        assert_eq!(Rounding::HalfUp.apply_percent(Fen::new(300), 90), Some(Fen::new(270)));
-        assert_eq!(Rounding::HalfUp.apply_percent(Fen::new(700), 95), Some(Fen::new(665)));
-        assert_eq!(Rounding::HalfUp.apply_percent(Fen::new(1), 50), Some(Fen::new(1)));
-        assert_eq!(Rounding::Down.apply_percent(Fen::new(1), 50), Some(Fen::new(0)));
-        assert_eq!(Rounding::Up.apply_percent(Fen::new(101), 50), Some(Fen::new(51)));
+        assert_eq!(
+            Rounding::HalfUp.apply_percent(Fen::new(300), 90),
+            Some(Fen::new(270))
+        );
+        assert_eq!(
+            Rounding::HalfUp.apply_percent(Fen::new(700), 95),
+            Some(Fen::new(665))
+        );
+        assert_eq!(
+            Rounding::HalfUp.apply_percent(Fen::new(1), 50),
+            Some(Fen::new(1))
+        );
+        assert_eq!(
+            Rounding::Down.apply_percent(Fen::new(1), 50),
+            Some(Fen::new(0))
+        );
+        assert_eq!(
+            Rounding::Up.apply_percent(Fen::new(101), 50),
+            Some(Fen::new(51))
+        );
     }
 
     fn beijing_ladder(reading: Reading) -> Monthly {
@@ -646,9 +718,18 @@ mod tests {
             measure: Measure::Spent,
             reading,
             steps: vec![
-                Step { from: 10_000, percent: 80 },
-                Step { from: 15_000, percent: 50 },
-                Step { from: 40_000, percent: 100 },
+                Step {
+                    from: 10_000,
+                    percent: 80,
+                },
+                Step {
+                    from: 15_000,
+                    percent: 50,
+                },
+                Step {
+                    from: 40_000,
+                    percent: 100,
+                },
             ],
         }
     }
@@ -659,30 +740,76 @@ mod tests {
         let before = beijing_ladder(Reading::BeforeTrip);
         let part = beijing_ladder(Reading::PartAbove);
         // 95 yuan paid, a 10-yuan trip crosses 100.
-        assert_eq!(before.apply(Fen::yuan(10), Fen::yuan(95), 0, r), Some((Fen::yuan(10), 100)));
+        assert_eq!(
+            before.apply(Fen::yuan(10), Fen::yuan(95), 0, r),
+            Some((Fen::yuan(10), 100))
+        );
         // 5 yuan at full price, then 5 yuan of full fare at 80% = 4 → 9 yuan.
-        assert_eq!(part.apply(Fen::yuan(10), Fen::yuan(95), 0, r), Some((Fen::yuan(9), 80)));
+        assert_eq!(
+            part.apply(Fen::yuan(10), Fen::yuan(95), 0, r),
+            Some((Fen::yuan(9), 80))
+        );
         // Crossing 150: 148 paid, 6 yuan trip at 80%: 2 yuan paid reaches 150 (2.50 of full
         // fare), the remaining 3.50 full at 50% = 1.75 → 3.75.
-        assert_eq!(part.apply(Fen::yuan(6), Fen::yuan(148), 0, r), Some((Fen::new(375), 50)));
-        assert_eq!(before.apply(Fen::yuan(6), Fen::yuan(148), 0, r), Some((Fen::new(480), 80)));
+        assert_eq!(
+            part.apply(Fen::yuan(6), Fen::yuan(148), 0, r),
+            Some((Fen::new(375), 50))
+        );
+        assert_eq!(
+            before.apply(Fen::yuan(6), Fen::yuan(148), 0, r),
+            Some((Fen::new(480), 80))
+        );
         // From 400 full price again, in both readings.
-        assert_eq!(before.apply(Fen::yuan(6), Fen::yuan(400), 0, r), Some((Fen::yuan(6), 100)));
+        assert_eq!(
+            before.apply(Fen::yuan(6), Fen::yuan(400), 0, r),
+            Some((Fen::yuan(6), 100))
+        );
         // 399 paid at 50%: 1 yuan reaches 400 (2 yuan full fare), the remaining 4 yuan at 100%.
-        assert_eq!(part.apply(Fen::yuan(6), Fen::yuan(399), 0, r), Some((Fen::yuan(5), 100)));
+        assert_eq!(
+            part.apply(Fen::yuan(6), Fen::yuan(399), 0, r),
+            Some((Fen::yuan(5), 100))
+        );
     }
 
     #[test]
     fn shanghai_reaching_trip_and_guangzhou_rides() {
-        let sh = Monthly { measure: Measure::Spent, reading: Reading::ReachingTrip, steps: vec![Step { from: 7000, percent: 90 }] };
-        assert_eq!(sh.apply(Fen::yuan(3), Fen::yuan(67), 0, Rounding::HalfUp), Some((Fen::new(270), 90)));
-        assert_eq!(sh.apply(Fen::yuan(3), Fen::new(6699), 0, Rounding::HalfUp), Some((Fen::new(300), 100)));
+        let sh = Monthly {
+            measure: Measure::Spent,
+            reading: Reading::ReachingTrip,
+            steps: vec![Step {
+                from: 7000,
+                percent: 90,
+            }],
+        };
+        assert_eq!(
+            sh.apply(Fen::yuan(3), Fen::yuan(67), 0, Rounding::HalfUp),
+            Some((Fen::new(270), 90))
+        );
+        assert_eq!(
+            sh.apply(Fen::yuan(3), Fen::new(6699), 0, Rounding::HalfUp),
+            Some((Fen::new(300), 100))
+        );
         let gz = Monthly {
             measure: Measure::Rides,
             reading: Reading::BeforeTrip,
-            steps: vec![Step { from: 1, percent: 95 }, Step { from: 16, percent: 60 }],
+            steps: vec![
+                Step {
+                    from: 1,
+                    percent: 95,
+                },
+                Step {
+                    from: 16,
+                    percent: 60,
+                },
+            ],
         };
-        assert_eq!(gz.apply(Fen::yuan(4), Fen::ZERO, 14, Rounding::HalfUp), Some((Fen::new(380), 95)));
-        assert_eq!(gz.apply(Fen::yuan(4), Fen::ZERO, 15, Rounding::HalfUp), Some((Fen::new(240), 60)));
+        assert_eq!(
+            gz.apply(Fen::yuan(4), Fen::ZERO, 14, Rounding::HalfUp),
+            Some((Fen::new(380), 95))
+        );
+        assert_eq!(
+            gz.apply(Fen::yuan(4), Fen::ZERO, 15, Rounding::HalfUp),
+            Some((Fen::new(240), 60))
+        );
     }
 }

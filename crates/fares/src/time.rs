@@ -57,7 +57,12 @@ pub fn parse_rfc3339(input: &str) -> Result<i64> {
         return Err(bad("expected YYYY-MM-DDTHH:MM:SS and an offset"));
     }
     let b = s.as_bytes();
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return Err(bad("expected YYYY-MM-DDTHH:MM:SS"));
     }
     let y = i64::from(num(&s[0..4], input)?);
@@ -66,7 +71,8 @@ pub fn parse_rfc3339(input: &str) -> Result<i64> {
     let h = num(&s[11..13], input)?;
     let mi = num(&s[14..16], input)?;
     let se = num(&s[17..19], input)?;
-    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 60 {
+    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 60
+    {
         return Err(bad("field out of range"));
     }
     let mut rest = &s[19..];
@@ -98,7 +104,10 @@ pub fn parse_rfc3339(input: &str) -> Result<i64> {
         }
     };
     // A leap second is counted as the next second's start; fares do not care.
-    let secs = days_from_civil(y, mo, d) * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(se);
+    let secs = days_from_civil(y, mo, d) * 86_400
+        + i64::from(h) * 3600
+        + i64::from(mi) * 60
+        + i64::from(se);
     Ok(secs - offset_s)
 }
 
@@ -122,7 +131,10 @@ mod tests {
     #[test]
     fn rfc3339_round_trip() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Ok(0));
-        assert_eq!(parse_rfc3339("2025-03-01T08:00:00+08:00"), Ok(1_740_787_200));
+        assert_eq!(
+            parse_rfc3339("2025-03-01T08:00:00+08:00"),
+            Ok(1_740_787_200)
+        );
         assert_eq!(parse_rfc3339("2025-03-01T00:00:00.250Z"), Ok(1_740_787_200));
         assert!(parse_rfc3339("2025-02-29T00:00:00Z").is_err());
         assert!(parse_rfc3339("2025-13-01T00:00:00Z").is_err());

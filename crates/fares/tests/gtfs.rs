@@ -7,7 +7,9 @@ use onecard_fares::gtfs::{self, Leg, Severity};
 use onecard_fares::time::days_from_civil;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Writes a feed into a fresh temporary directory.
@@ -24,17 +26,31 @@ fn feed(tag: &str, files: &[(&str, &str)]) -> PathBuf {
 #[test]
 fn malformed_v2_fixture_loads_partially_with_line_numbers() {
     let (f, rep) = gtfs::load_dir(&fixture("fares_v2")).expect("partial load");
-    let errs: Vec<_> = rep.issues.iter().filter(|i| i.severity == Severity::Error && i.file == "fare_leg_rules.txt").map(|i| i.line).collect();
+    let errs: Vec<_> = rep
+        .issues
+        .iter()
+        .filter(|i| i.severity == Severity::Error && i.file == "fare_leg_rules.txt")
+        .map(|i| i.line)
+        .collect();
     assert_eq!(errs, (7..=14).collect::<Vec<u64>>());
-    assert!(rep.issues.iter().any(|i| i.file == "fare_leg_rules.txt" && i.line == 15 && i.severity == Severity::Warning));
-    assert!(rep.issues.iter().any(|i| i.file == "areas.txt" && i.line == 5 && i.severity == Severity::Error));
+    assert!(rep.issues.iter().any(|i| i.file == "fare_leg_rules.txt"
+        && i.line == 15
+        && i.severity == Severity::Warning));
+    assert!(rep
+        .issues
+        .iter()
+        .any(|i| i.file == "areas.txt" && i.line == 5 && i.severity == Severity::Error));
     assert_eq!(f.leg_rules.len(), 6);
     assert_eq!(f.products.len(), 11);
     assert!(f.has_priority);
     assert_eq!(f.product_amount("3_zone_fare"), Some(635));
     // Bus flat fare: the adult default category, cheapest medium (compass card 2.60).
     assert_eq!(f.product_amount("bus_flat_fare"), Some(260));
-    let row = rep.files.iter().find(|x| x.0 == "fare_leg_rules.txt").expect("file row");
+    let row = rep
+        .files
+        .iter()
+        .find(|x| x.0 == "fare_leg_rules.txt")
+        .expect("file row");
     assert_eq!((row.1, row.2), (6, 8));
     // sea_island → ZN1 on SkyTrain: priority 1 rule, 9.65.
     let nets = ["skytrain_seabus"].into_iter().collect();
@@ -49,7 +65,14 @@ fn malformed_v2_fixture_loads_partially_with_line_numbers() {
 fn v1_fixture() {
     let (f, rep) = gtfs::load_dir(&fixture("fares_v1")).expect("load");
     // Its stops rows have one field too many: reported, skipped.
-    assert_eq!(rep.issues.iter().filter(|i| i.file == "stops.txt").map(|i| i.line).collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!(
+        rep.issues
+            .iter()
+            .filter(|i| i.file == "stops.txt")
+            .map(|i| i.line)
+            .collect::<Vec<_>>(),
+        vec![2, 3]
+    );
     assert_eq!(f.v1.len(), 1);
     assert_eq!(f.v1[0].price, 320);
     assert_eq!(f.v1[0].rules.len(), 2);
@@ -84,10 +107,22 @@ fn v1_golden_origin_destination_route_and_contains() {
         ],
     );
     let (f, rep) = gtfs::load_dir(&dir).expect("load");
-    assert_eq!(rep.issues.iter().filter(|i| i.severity == Severity::Error).map(|i| (i.file.as_str(), i.line)).collect::<Vec<_>>(), vec![("fare_rules.txt", 9)]);
+    assert_eq!(
+        rep.issues
+            .iter()
+            .filter(|i| i.severity == Severity::Error)
+            .map(|i| (i.file.as_str(), i.line))
+            .collect::<Vec<_>>(),
+        vec![("fare_rules.txt", 9)]
+    );
     assert!((f.shape_unit_m - 1000.0).abs() < 1e-9);
     let m = f.matrix().expect("matrix");
-    let get = |a: &str, b: &str| m.iter().find(|r| r.from == a && r.to == b).cloned().expect("row");
+    let get = |a: &str, b: &str| {
+        m.iter()
+            .find(|r| r.from == a && r.to == b)
+            .cloned()
+            .expect("row")
+    };
     assert_eq!(m.len(), 4 * 3);
     assert_eq!(get("A", "B").distance_m, Some(1300));
     assert_eq!(get("A", "C").distance_m, Some(2500));
@@ -96,14 +131,17 @@ fn v1_golden_origin_destination_route_and_contains() {
     assert_eq!(get("A", "B").fare_minor, Some(250)); // z1 → z1
     assert_eq!(get("B", "C").fare_minor, Some(300)); // z1 → z2 on route R
     assert_eq!(get("C", "D").fare_minor, Some(100)); // route X only
-    // C → A on route Y passes z2 and z1 only: `through` needs exactly z1, z2, z3, and `to2`
-    // needs route R.
+                                                     // C → A on route Y passes z2 and z1 only: `through` needs exactly z1, z2, z3, and `to2`
+                                                     // needs route R.
     assert_eq!(get("C", "A").fare_minor, None);
     // D → A on route Y passes z3, z2, z1: the contains fare.
     assert_eq!(get("D", "A").fare_minor, Some(475));
     // A → D has no direct trip: route and contains rules cannot match.
     assert_eq!(get("A", "D").fare_minor, None);
-    assert_eq!(gtfs::parse_amount("210", gtfs::currency_decimals("JPY")), Ok(210));
+    assert_eq!(
+        gtfs::parse_amount("210", gtfs::currency_decimals("JPY")),
+        Ok(210)
+    );
 }
 
 const V2_BASE: &[(&str, &str)] = &[
@@ -149,7 +187,13 @@ fn at(h: i64, m: i64) -> i64 {
 }
 
 fn leg(route: &str, from: &str, to: &str, dep: i64, arr: i64) -> Leg {
-    Leg { route: route.into(), from_stop: from.into(), to_stop: to.into(), depart: dep, arrive: arr }
+    Leg {
+        route: route.into(),
+        from_stop: from.into(),
+        to_stop: to.into(),
+        depart: dep,
+        arrive: arr,
+    }
 }
 
 #[test]
@@ -164,7 +208,16 @@ fn v2_leg_priority_areas_and_timeframes() {
     // Peak timeframe (priority 2) on a weekday at 08:00, not at 09:00 (end exclusive), not on Saturday.
     assert_eq!(price(leg("rail1", "S1", "S2", at(8, 0), at(8, 10))), 500);
     assert_eq!(price(leg("rail1", "S1", "S2", at(9, 0), at(9, 10))), 300);
-    assert_eq!(price(leg("rail1", "S1", "S2", at(8, 0) + 5 * 86_400, at(8, 10) + 5 * 86_400)), 300);
+    assert_eq!(
+        price(leg(
+            "rail1",
+            "S1",
+            "S2",
+            at(8, 0) + 5 * 86_400,
+            at(8, 10) + 5 * 86_400
+        )),
+        300
+    );
 }
 
 #[test]
@@ -179,37 +232,78 @@ fn v2_empty_fields_without_priority_exclude_listed_values() {
 }
 
 fn two_legs() -> [Leg; 2] {
-    [leg("bus1", "S1", "S2", at(12, 0), at(12, 20)), leg("rail1", "S2", "S3", at(12, 30), at(12, 40))]
+    [
+        leg("bus1", "S1", "S2", at(12, 0), at(12, 20)),
+        leg("rail1", "S2", "S3", at(12, 30), at(12, 40)),
+    ]
 }
 
 #[test]
 fn v2_transfer_types() {
     let head = "from_leg_group_id,to_leg_group_id,transfer_count,duration_limit,duration_limit_type,fare_transfer_type,fare_product_id\n";
     // 0: A + AB — bus 2.00 + transfer 0.50; the rail leg (4.00) is not charged.
-    let f = v2("t0", LEG_RULES, Some(&format!("{head}bus_leg,rail_leg,,,,0,xfer\n")));
+    let f = v2(
+        "t0",
+        LEG_RULES,
+        Some(&format!("{head}bus_leg,rail_leg,,,,0,xfer\n")),
+    );
     let p = f.price_journey(&two_legs()).expect("price");
     assert_eq!(p.total, 250);
     assert_eq!(p.transfers, vec![Some(2)]);
     // 1: A + AB + B.
-    let f = v2("t1", LEG_RULES, Some(&format!("{head}bus_leg,rail_leg,,,,1,xfer\n")));
-    assert_eq!(f.price_journey(&two_legs()).expect("price").total, 200 + 50 + 400);
+    let f = v2(
+        "t1",
+        LEG_RULES,
+        Some(&format!("{head}bus_leg,rail_leg,,,,1,xfer\n")),
+    );
+    assert_eq!(
+        f.price_journey(&two_legs()).expect("price").total,
+        200 + 50 + 400
+    );
     // 2: AB — the pass replaces both.
-    let f = v2("t2", LEG_RULES, Some(&format!("{head}bus_leg,rail_leg,,,,2,pass\n")));
+    let f = v2(
+        "t2",
+        LEG_RULES,
+        Some(&format!("{head}bus_leg,rail_leg,,,,2,pass\n")),
+    );
     assert_eq!(f.price_journey(&two_legs()).expect("price").total, 500);
     // Empty product: a free transfer.
-    let f = v2("tfree", LEG_RULES, Some(&format!("{head}bus_leg,rail_leg,,,,0,\n")));
+    let f = v2(
+        "tfree",
+        LEG_RULES,
+        Some(&format!("{head}bus_leg,rail_leg,,,,0,\n")),
+    );
     assert_eq!(f.price_journey(&two_legs()).expect("price").total, 200);
     // No rule from rail to bus: the reverse journey pays both legs.
-    let rev = [leg("rail1", "S3", "S2", at(12, 0), at(12, 10)), leg("bus1", "S2", "S1", at(12, 20), at(12, 30))];
+    let rev = [
+        leg("rail1", "S3", "S2", at(12, 0), at(12, 10)),
+        leg("bus1", "S2", "S1", at(12, 20), at(12, 30)),
+    ];
     assert_eq!(f.price_journey(&rev).expect("price").total, 400 + 200);
 }
 
 #[test]
 fn v2_transfer_counts() {
     let head = "from_leg_group_id,to_leg_group_id,transfer_count,duration_limit,duration_limit_type,fare_transfer_type,fare_product_id\n";
-    let buses = |n: usize| (0..n).map(|i| leg("bus1", "S1", "S2", at(12, 10 * i as i64), at(12, 10 * i as i64 + 5))).collect::<Vec<_>>();
+    let buses = |n: usize| {
+        (0..n)
+            .map(|i| {
+                leg(
+                    "bus1",
+                    "S1",
+                    "S2",
+                    at(12, 10 * i as i64),
+                    at(12, 10 * i as i64 + 5),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
     let total = |count: &str, n: usize| {
-        let f = v2(&format!("count{count}{n}"), LEG_RULES, Some(&format!("{head}bus_leg,bus_leg,{count},,,0,\n")));
+        let f = v2(
+            &format!("count{count}{n}"),
+            LEG_RULES,
+            Some(&format!("{head}bus_leg,bus_leg,{count},,,0,\n")),
+        );
         f.price_journey(&buses(n)).expect("price").total
     };
     assert_eq!(total("1", 2), 200);
@@ -222,7 +316,14 @@ fn v2_transfer_counts() {
     files.push(("fare_leg_rules.txt", LEG_RULES));
     files.push(("fare_transfer_rules.txt", "from_leg_group_id,to_leg_group_id,transfer_count,fare_transfer_type\nbus_leg,bus_leg,0,0\nbus_leg,bus_leg,1,9\n"));
     let (f, rep) = gtfs::load_dir(&feed("badcount", &files)).expect("load");
-    assert_eq!(rep.issues.iter().filter(|i| i.file == "fare_transfer_rules.txt").map(|i| i.line).collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!(
+        rep.issues
+            .iter()
+            .filter(|i| i.file == "fare_transfer_rules.txt")
+            .map(|i| i.line)
+            .collect::<Vec<_>>(),
+        vec![2, 3]
+    );
     assert!(f.transfer_rules.is_empty());
 }
 
@@ -230,7 +331,10 @@ fn v2_transfer_counts() {
 fn v2_duration_limit_types() {
     // Leg 1: 12:00 → 12:10 (0 → 600 s); leg 2: 12:40 → 12:50 (2400 → 3000 s).
     // Spans: type 0 = 3000, type 1 = 2400, type 2 = 1800, type 3 = 2400.
-    let legs = [leg("bus1", "S1", "S2", at(12, 0), at(12, 10)), leg("bus1", "S2", "S3", at(12, 40), at(12, 50))];
+    let legs = [
+        leg("bus1", "S1", "S2", at(12, 0), at(12, 10)),
+        leg("bus1", "S2", "S3", at(12, 40), at(12, 50)),
+    ];
     let head = "from_leg_group_id,to_leg_group_id,transfer_count,duration_limit,duration_limit_type,fare_transfer_type,fare_product_id\n";
     for (limit, ty, transfer) in [
         (3000, 0, true),
@@ -242,9 +346,17 @@ fn v2_duration_limit_types() {
         (2400, 3, true),
         (2399, 3, false),
     ] {
-        let f = v2(&format!("dur{ty}-{limit}"), LEG_RULES, Some(&format!("{head}bus_leg,bus_leg,-1,{limit},{ty},0,\n")));
+        let f = v2(
+            &format!("dur{ty}-{limit}"),
+            LEG_RULES,
+            Some(&format!("{head}bus_leg,bus_leg,-1,{limit},{ty},0,\n")),
+        );
         let p = f.price_journey(&legs).expect("price");
-        assert_eq!(p.total, if transfer { 200 } else { 400 }, "type {ty} limit {limit}");
+        assert_eq!(
+            p.total,
+            if transfer { 200 } else { 400 },
+            "type {ty} limit {limit}"
+        );
     }
 }
 
@@ -256,7 +368,12 @@ fn v2_matrix_uses_direct_route_network() {
     files.push(("stop_times.txt", "trip_id,arrival_time,departure_time,stop_id,stop_sequence,shape_dist_traveled\nr1,12:00:00,12:00:00,S1,1,0\nr1,12:02:00,12:02:00,S2,2,1200\nr1,12:04:00,12:04:00,S3,3,2300\n"));
     let (f, _) = gtfs::load_dir(&feed("v2matrix", &files)).expect("load");
     let m = f.matrix().expect("matrix");
-    let get = |a: &str, b: &str| m.iter().find(|r| r.from == a && r.to == b).cloned().expect("row");
+    let get = |a: &str, b: &str| {
+        m.iter()
+            .find(|r| r.from == a && r.to == b)
+            .cloned()
+            .expect("row")
+    };
     assert_eq!(get("S1", "S2").fare_minor, Some(300));
     assert_eq!(get("S1", "S3").fare_minor, Some(400));
     assert_eq!(get("S1", "S3").distance_m, Some(2300));
@@ -271,6 +388,12 @@ fn not_a_directory_is_an_error_not_a_panic() {
     let dir = feed("nostops", &[("routes.txt", "route_id\nR\n")]);
     assert!(gtfs::load_dir(&dir).is_err());
     // Garbage bytes load as rows with issues, never panic.
-    let dir = feed("garbage", &[("stops.txt", "stop_id,stop_name\n\"unterminated,\u{0}x\nA,\"q\"\"\n")]);
+    let dir = feed(
+        "garbage",
+        &[(
+            "stops.txt",
+            "stop_id,stop_name\n\"unterminated,\u{0}x\nA,\"q\"\"\n",
+        )],
+    );
     let _ = gtfs::load_dir(&dir);
 }
