@@ -2,6 +2,7 @@
 //! module; this file only parses and dispatches.
 
 mod fare;
+mod trace;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +18,9 @@ enum Command {
     /// Fares: quote a trip, print a city's fare matrix, check a city file.
     #[command(subcommand)]
     Fare(fare::FareCommand),
+    /// APDU traces: verify MAC1, MAC2 and TAC of real-card loads and purchases.
+    #[command(subcommand)]
+    Trace(trace::TraceCommand),
     /// Benchmarks; each prints one JSON object on its last line.
     #[command(subcommand)]
     Bench(Bench),
@@ -32,6 +36,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Fare(c) => fare::run(c),
+        Command::Trace(c) => trace::run(c),
         Command::Bench(b) => match b {
             Bench::Fare => fare::bench_fare(),
         },
