@@ -8,11 +8,11 @@ use crate::keys::{CardKeys, PreparedKeys};
 use crate::random::RandomSource;
 use crate::state::{BlockState, CardState, Family, Proof, LOG_RECORDS, TRIP_LEN, TRIP_RECORDS};
 use crate::store::CardStore;
-use onecard_crypto::{line_mac, mac_eq, purchase_session_input, load_session_input, SessionKey};
+use onecard_crypto::{line_mac, load_session_input, mac_eq, purchase_session_input, SessionKey};
 use onecard_proto::apdu::{CommandRef, MAX_RESPONSE_DATA};
 use onecard_proto::commands::{
-    parse_date_time, CardCommand, InitData, InitLoadResponse, InitPurchaseResponse, Purse, RecordSelector, MOHURD_AID,
-    PPSE, T_UNION_AID,
+    parse_date_time, CardCommand, InitData, InitLoadResponse, InitPurchaseResponse, Purse,
+    RecordSelector, MOHURD_AID, PPSE, T_UNION_AID,
 };
 use onecard_proto::files::{sfi, tx_type, AppInfo, LogRecord, PROCESS_RECORD_LEN};
 use onecard_proto::sw::StatusWord as Sw;
@@ -24,7 +24,7 @@ use std::borrow::Cow;
 /// Most 80DC records cached for one compound purchase.
 const MAX_CACHED_RECORDS: usize = 4;
 /// Status word for a commit that could not be made durable (memory failure).
-const SW_MEMORY_FAILURE: Sw = Sw::Other(0x6581);
+const SW_MEMORY_FAILURE: Sw = Sw::MemoryFailure;
 /// Status word for an offset beyond the end of a file.
 const SW_WRONG_OFFSET: Sw = Sw::Other(0x6B00);
 
@@ -83,7 +83,12 @@ type Outcome = Result<Vec<u8>, Sw>;
 
 impl<S: CardStore> VirtualCard<S> {
     /// A card over `state` and `keys`, committing through `store`.
-    pub fn new(keys: CardKeys, state: CardState, store: S, rng: Box<dyn RandomSource>) -> VirtualCard<S> {
+    pub fn new(
+        keys: CardKeys,
+        state: CardState,
+        store: S,
+        rng: Box<dyn RandomSource>,
+    ) -> VirtualCard<S> {
         VirtualCard {
             prepared: PreparedKeys::new(&keys),
             keys,
@@ -144,17 +149,29 @@ impl<S: CardStore> VirtualCard<S> {
         r
     }
 
-    /// Makes `new` durable, then adopts it; on failure nothing changes.
+    /// Makes `new` durable, then adopts it. On failure the card keeps the state its store holds
+    /// (the old one, or the new one if the failure came after the store's durable point) and
+    /// answers `6581`, which terminals treat like a lost answer and resolve with GET TRANSACTION
+    /// PROVE.
     fn commit(&mut self, new: CardState) -> Result<(), Sw> {
         debug_assert!(new.balance <= new.max_balance, "balance above maximum");
-        debug_assert!(new.online_counter >= self.state.online_counter, "online counter went back");
-        debug_assert!(new.offline_counter >= self.state.offline_counter, "offline counter went back");
+        debug_assert!(
+            new.online_counter >= self.state.online_counter,
+            "online counter went back"
+        );
+        debug_assert!(
+            new.offline_counter >= self.state.offline_counter,
+            "offline counter went back"
+        );
         match self.store.persist(&self.keys, &new) {
             Ok(()) => {
                 self.state = new;
                 Ok(())
             }
-            Err(_) => {
+            Err(e) => {
+                if e.new_state_visible() {
+                    self.state = new;
+                }
                 self.commit_failures += 1;
                 Err(SW_MEMORY_FAILURE)
             }
@@ -231,7 +248,11 @@ impl<S: CardStore> VirtualCard<S> {
                 | CardCommand::UpdateBinary { .. }
                 | CardCommand::UpdateRecord { .. }
         );
-        let challenge = if uses_challenge { self.challenge.take() } else { None };
+        let challenge = if uses_challenge {
+            self.challenge.take()
+        } else {
+            None
+        };
         match cmd {
             CardCommand::SelectByName(name) => {
                 if name == PPSE && self.state.family == Family::TUnion {
@@ -261,8 +282,15 @@ impl<S: CardStore> VirtualCard<S> {
             CardCommand::CreditLoad { date, time, mac2 } => self.credit_load(date, time, mac2),
             CardCommand::InitPurchase(purse, init) => self.init_purchase(false, purse, init),
             CardCommand::InitCappPurchase(init) => self.init_purchase(true, Purse::Ep, init),
-            CardCommand::UpdateCappCache { p1, sfi, record } => self.update_capp_cache(p1, sfi, record),
-            CardCommand::Debit { terminal_serial, date, time, mac1 } => self.debit(terminal_serial, date, time, mac1),
+            CardCommand::UpdateCappCache { p1, sfi, record } => {
+                self.update_capp_cache(p1, sfi, record)
+            }
+            CardCommand::Debit {
+                terminal_serial,
+                date,
+                time,
+                mac1,
+            } => self.debit(terminal_serial, date, time, mac1),
             CardCommand::GetTransactionProve { tx_type, counter } => self.prove(tx_type, counter),
             CardCommand::GetMessage => {
                 if self.state.family != Family::Mohurd {
@@ -305,7 +333,11 @@ impl<S: CardStore> VirtualCard<S> {
                     return Err(Sw::PermanentlyLocked);
                 }
                 let mut new = self.state.clone();
-                new.block = if permanent { BlockState::PermanentlyBlocked } else { BlockState::Blocked };
+                new.block = if permanent {
+                    BlockState::PermanentlyBlocked
+                } else {
+                    BlockState::Blocked
+                };
                 self.commit(new)?;
                 Ok(Vec::new())
             }
@@ -322,8 +354,18 @@ impl<S: CardStore> VirtualCard<S> {
                     }
                 }
             }
-            CardCommand::UpdateBinary { sfi, offset, data, mac } => self.update_binary(challenge, sfi, offset, data, mac),
-            CardCommand::UpdateRecord { sfi, record, data, mac } => self.update_record(challenge, sfi, record, data, mac),
+            CardCommand::UpdateBinary {
+                sfi,
+                offset,
+                data,
+                mac,
+            } => self.update_binary(challenge, sfi, offset, data, mac),
+            CardCommand::UpdateRecord {
+                sfi,
+                record,
+                data,
+                mac,
+            } => self.update_record(challenge, sfi, record, data, mac),
         }
     }
 
@@ -356,9 +398,8 @@ impl<S: CardStore> VirtualCard<S> {
             (sfi::APP_INFO, _) => Ok(&self.state.app_info),
             (sfi::CARDHOLDER, Family::TUnion) => Ok(&self.state.cardholder),
             (sfi::MANAGEMENT_OR_COMPOUND, Family::TUnion) => Ok(&self.state.management),
-            (sfi::LOG | sfi::PROCESS | sfi::TRIPS, _) | (sfi::MANAGEMENT_OR_COMPOUND, Family::Mohurd) => {
-                Err(Sw::IncompatibleFile)
-            }
+            (sfi::LOG | sfi::PROCESS | sfi::TRIPS, _)
+            | (sfi::MANAGEMENT_OR_COMPOUND, Family::Mohurd) => Err(Sw::IncompatibleFile),
             _ => Err(Sw::FileNotFound),
         }
     }
@@ -366,7 +407,10 @@ impl<S: CardStore> VirtualCard<S> {
     fn read_binary(&self, sfi: u8, offset: u8, len: u16) -> Outcome {
         self.need_adf()?;
         let file = self.binary_file(sfi)?;
-        let rest = file.get(usize::from(offset)..).filter(|r| !r.is_empty()).ok_or(SW_WRONG_OFFSET)?;
+        let rest = file
+            .get(usize::from(offset)..)
+            .filter(|r| !r.is_empty())
+            .ok_or(SW_WRONG_OFFSET)?;
         let want = usize::from(len);
         if len == 256 || want == rest.len() {
             Ok(rest.to_vec())
@@ -381,10 +425,20 @@ impl<S: CardStore> VirtualCard<S> {
         let s = &self.state;
         match (sfi, s.family) {
             (sfi::LOG, _) => Ok(s.log.iter().map(|r| Cow::Borrowed(&r[..])).collect()),
-            (sfi::TRIPS, Family::TUnion) => Ok(s.trips.iter().map(|r| Cow::Borrowed(&r[..])).collect()),
-            (sfi::PROCESS, Family::TUnion) => Ok(s.process.iter().map(|r| Cow::Borrowed(&r[..])).collect()),
-            (sfi::MANAGEMENT_OR_COMPOUND, Family::Mohurd) => Ok(s.compound.iter().map(|r| Cow::Owned(r.to_bytes())).collect()),
-            (sfi::APP_INFO | sfi::CARDHOLDER | sfi::MANAGEMENT_OR_COMPOUND, _) => Err(Sw::IncompatibleFile),
+            (sfi::TRIPS, Family::TUnion) => {
+                Ok(s.trips.iter().map(|r| Cow::Borrowed(&r[..])).collect())
+            }
+            (sfi::PROCESS, Family::TUnion) => {
+                Ok(s.process.iter().map(|r| Cow::Borrowed(&r[..])).collect())
+            }
+            (sfi::MANAGEMENT_OR_COMPOUND, Family::Mohurd) => Ok(s
+                .compound
+                .iter()
+                .map(|r| Cow::Owned(r.to_bytes()))
+                .collect()),
+            (sfi::APP_INFO | sfi::CARDHOLDER | sfi::MANAGEMENT_OR_COMPOUND, _) => {
+                Err(Sw::IncompatibleFile)
+            }
             _ => Err(Sw::FileNotFound),
         }
     }
@@ -402,7 +456,10 @@ impl<S: CardStore> VirtualCard<S> {
                 }
             }
             RecordSelector::AllFrom(n) => {
-                let from = records.get(usize::from(n) - 1..).filter(|r| !r.is_empty()).ok_or(Sw::RecordNotFound)?;
+                let from = records
+                    .get(usize::from(n) - 1..)
+                    .filter(|r| !r.is_empty())
+                    .ok_or(Sw::RecordNotFound)?;
                 // As many whole records as fit in the response.
                 let cap = usize::from(len).min(MAX_RESPONSE_DATA);
                 let mut out = Vec::with_capacity(cap);
@@ -446,9 +503,23 @@ impl<S: CardStore> VirtualCard<S> {
         }
         let (balance, counter) = (s.balance, s.online_counter);
         let random = self.random4();
-        let key = self.prepared.load.session_key(load_session_input(random, counter));
-        let mac1 = key.mac_parts(&[&balance.to_be_bytes(), &amount.to_be_bytes(), &[tx_type::EP_LOAD], &init.terminal]);
-        self.session = Session::Load(LoadSession { purse, amount, terminal: init.terminal, counter, key });
+        let key = self
+            .prepared
+            .load
+            .session_key(load_session_input(random, counter));
+        let mac1 = key.mac_parts(&[
+            &balance.to_be_bytes(),
+            &amount.to_be_bytes(),
+            &[tx_type::EP_LOAD],
+            &init.terminal,
+        ]);
+        self.session = Session::Load(LoadSession {
+            purse,
+            amount,
+            terminal: init.terminal,
+            counter,
+            key,
+        });
         Ok(InitLoadResponse {
             balance: Fen::new(u64::from(balance)),
             online_counter: counter,
@@ -468,7 +539,9 @@ impl<S: CardStore> VirtualCard<S> {
         debug_assert_eq!(ls.purse, Purse::Ep);
         let ty = [tx_type::EP_LOAD];
         let amount = ls.amount.to_be_bytes();
-        let expected = ls.key.mac_parts(&[&amount, &ty, &ls.terminal, &date, &time]);
+        let expected = ls
+            .key
+            .mac_parts(&[&amount, &ty, &ls.terminal, &date, &time]);
         if !mac_eq(&expected, &mac2) {
             return Err(Sw::MacInvalid);
         }
@@ -478,7 +551,11 @@ impl<S: CardStore> VirtualCard<S> {
         if ls.counter != old.online_counter {
             return Err(Sw::InvalidState);
         }
-        let new_balance = old.balance.checked_add(ls.amount).filter(|&b| b <= old.max_balance).ok_or(Sw::ConditionsNotSatisfied)?;
+        let new_balance = old
+            .balance
+            .checked_add(ls.amount)
+            .filter(|&b| b <= old.max_balance)
+            .ok_or(Sw::ConditionsNotSatisfied)?;
         let tac = self.prepared.tac.tac_key().mac_parts(&[
             &new_balance.to_be_bytes(),
             &ls.counter.to_be_bytes(),
@@ -491,9 +568,20 @@ impl<S: CardStore> VirtualCard<S> {
         let mut new = old.clone();
         new.balance = new_balance;
         new.online_counter = ls.counter + 1;
-        let rec = log_record(new.online_counter, ls.amount, tx_type::EP_LOAD, ls.terminal, d, t);
+        let rec = log_record(
+            new.online_counter,
+            ls.amount,
+            tx_type::EP_LOAD,
+            ls.terminal,
+            d,
+            t,
+        );
         CardState::push_cyclic(&mut new.log, LOG_RECORDS, rec);
-        new.last_load = Some(Proof { counter: new.online_counter, mac2, tac });
+        new.last_load = Some(Proof {
+            counter: new.online_counter,
+            mac2,
+            tac,
+        });
         self.commit(new)?;
         Ok(tac.to_vec())
     }
@@ -560,7 +648,12 @@ impl<S: CardStore> VirtualCard<S> {
                 }
             }
             (Family::Mohurd, sfi::MANAGEMENT_OR_COMPOUND) => {
-                let existing = self.state.compound.iter().find(|r| r.id == p1).ok_or(Sw::RecordNotFound)?;
+                let existing = self
+                    .state
+                    .compound
+                    .iter()
+                    .find(|r| r.id == p1)
+                    .ok_or(Sw::RecordNotFound)?;
                 if record.len() != existing.payload.len() + 2 {
                     return Err(Sw::WrongLength);
                 }
@@ -571,13 +664,21 @@ impl<S: CardStore> VirtualCard<S> {
             _ => return Err(Sw::FileNotFound),
         }
         // A second update of the same record replaces the first, as on a real card.
-        if let Some(c) = ps.cache.iter_mut().find(|c| c.sfi == sfi && c.id == p1 && sfi != sfi::TRIPS) {
+        if let Some(c) = ps
+            .cache
+            .iter_mut()
+            .find(|c| c.sfi == sfi && c.id == p1 && sfi != sfi::TRIPS)
+        {
             c.record = record.to_vec();
         } else {
             if ps.cache.len() >= MAX_CACHED_RECORDS {
                 return Err(Sw::NotEnoughSpace);
             }
-            ps.cache.push(CachedRecord { sfi, id: p1, record: record.to_vec() });
+            ps.cache.push(CachedRecord {
+                sfi,
+                id: p1,
+                record: record.to_vec(),
+            });
         }
         Ok(Vec::new())
     }
@@ -587,11 +688,25 @@ impl<S: CardStore> VirtualCard<S> {
             return Err(Sw::InvalidState);
         };
         debug_assert_eq!(ps.purse, Purse::Ep);
-        let ty = if ps.capp { tx_type::CAPP_PURCHASE } else { tx_type::EP_PURCHASE };
+        let ty = if ps.capp {
+            tx_type::CAPP_PURCHASE
+        } else {
+            tx_type::EP_PURCHASE
+        };
         let amount = ps.amount.to_be_bytes();
-        let key = self.prepared.purchase.session_key(purchase_session_input(ps.random, ps.counter, serial));
+        let key = self
+            .prepared
+            .purchase
+            .session_key(purchase_session_input(ps.random, ps.counter, serial));
         let expected = if self.state.family == Family::Mohurd {
-            key.mac_parts(&[&amount, &[ty], &ps.terminal, &date, &time, &self.security_code()])
+            key.mac_parts(&[
+                &amount,
+                &[ty],
+                &ps.terminal,
+                &date,
+                &time,
+                &self.security_code(),
+            ])
         } else {
             key.mac_parts(&[&amount, &[ty], &ps.terminal, &date, &time])
         };
@@ -603,8 +718,18 @@ impl<S: CardStore> VirtualCard<S> {
         if ps.counter != old.offline_counter {
             return Err(Sw::InvalidState);
         }
-        let new_balance = old.balance.checked_sub(ps.amount).ok_or(Sw::InsufficientBalance)?;
-        let tac = self.prepared.tac.tac_key().mac_parts(&[&amount, &[ty], &ps.terminal, &serial, &date, &time]);
+        let new_balance = old
+            .balance
+            .checked_sub(ps.amount)
+            .ok_or(Sw::InsufficientBalance)?;
+        let tac = self.prepared.tac.tac_key().mac_parts(&[
+            &amount,
+            &[ty],
+            &ps.terminal,
+            &serial,
+            &date,
+            &time,
+        ]);
         let mac2 = key.mac(&amount);
         let mut new = old.clone();
         new.balance = new_balance;
@@ -630,7 +755,11 @@ impl<S: CardStore> VirtualCard<S> {
                 }
             }
         }
-        let proof = Some(Proof { counter: new.offline_counter, mac2, tac });
+        let proof = Some(Proof {
+            counter: new.offline_counter,
+            mac2,
+            tac,
+        });
         if ps.capp {
             new.last_capp = proof;
         } else {
@@ -657,21 +786,39 @@ impl<S: CardStore> VirtualCard<S> {
         }
     }
 
-    fn check_line_mac(&self, challenge: Option<[u8; 8]>, header: &[u8], data: &[u8], mac: [u8; 4]) -> Result<(), Sw> {
+    fn check_line_mac(
+        &self,
+        challenge: Option<[u8; 8]>,
+        header: &[u8],
+        data: &[u8],
+        mac: [u8; 4],
+    ) -> Result<(), Sw> {
         self.need_adf()?;
         let key = self.keys.maintenance.as_ref().ok_or(Sw::KeyNotFound)?;
         let ch = challenge.ok_or(Sw::ReferencedDataInvalid)?;
         let mut input = Vec::with_capacity(header.len() + data.len());
         input.extend_from_slice(header);
         input.extend_from_slice(data);
-        let expected = line_mac(self.keys.algorithm, key, [ch[0], ch[1], ch[2], ch[3]], &input);
+        let expected = line_mac(
+            self.keys.algorithm,
+            key,
+            [ch[0], ch[1], ch[2], ch[3]],
+            &input,
+        );
         if !mac_eq(&expected, &mac) {
             return Err(Sw::SmMacWrong);
         }
         Ok(())
     }
 
-    fn update_binary(&mut self, challenge: Option<[u8; 8]>, sfi: u8, offset: u8, data: &[u8], mac: [u8; 4]) -> Outcome {
+    fn update_binary(
+        &mut self,
+        challenge: Option<[u8; 8]>,
+        sfi: u8,
+        offset: u8,
+        data: &[u8],
+        mac: [u8; 4],
+    ) -> Outcome {
         let header = [0x04, 0xD6, 0x80 | sfi, offset, (data.len() + 4) as u8];
         self.check_line_mac(challenge, &header, data, mac)?;
         let file_len = self.binary_file(sfi)?.len();
@@ -694,7 +841,14 @@ impl<S: CardStore> VirtualCard<S> {
         Ok(Vec::new())
     }
 
-    fn update_record(&mut self, challenge: Option<[u8; 8]>, sfi: u8, record: u8, data: &[u8], mac: [u8; 4]) -> Outcome {
+    fn update_record(
+        &mut self,
+        challenge: Option<[u8; 8]>,
+        sfi: u8,
+        record: u8,
+        data: &[u8],
+        mac: [u8; 4],
+    ) -> Outcome {
         let header = [0x04, 0xDC, record, sfi << 3 | 4, (data.len() + 4) as u8];
         self.check_line_mac(challenge, &header, data, mac)?;
         let idx = usize::from(record) - 1;
@@ -728,8 +882,24 @@ impl<S: CardStore> VirtualCard<S> {
     }
 }
 
-fn log_record(counter: u16, amount: u32, ty: u8, terminal: [u8; 6], date: Date, time: Time) -> [u8; 23] {
-    LogRecord { counter, overdraft: 0, amount: Fen::new(u64::from(amount)), tx_type: ty, terminal, date, time }.to_bytes()
+fn log_record(
+    counter: u16,
+    amount: u32,
+    ty: u8,
+    terminal: [u8; 6],
+    date: Date,
+    time: Time,
+) -> [u8; 23] {
+    LogRecord {
+        counter,
+        overdraft: 0,
+        amount: Fen::new(u64::from(amount)),
+        tx_type: ty,
+        terminal,
+        date,
+        time,
+    }
+    .to_bytes()
 }
 
 impl<S: CardStore> SmartCard for VirtualCard<S> {
@@ -762,7 +932,10 @@ impl<S: CardStore> SmartCard for VirtualCard<S> {
                 data
             }
             Err(sw) => {
-                let mut out = if sw == Sw::FunctionNotSupported && self.selected == Selected::Adf && command.get(1) == Some(&0xA4) {
+                let mut out = if sw == Sw::FunctionNotSupported
+                    && self.selected == Selected::Adf
+                    && command.get(1) == Some(&0xA4)
+                {
                     self.fci()
                 } else {
                     Vec::with_capacity(2)

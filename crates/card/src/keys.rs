@@ -1,6 +1,6 @@
 //! The card's own keys (card level, already diversified).
 
-use onecard_crypto::{Algorithm, CardKey, Key16};
+use onecard_crypto::{Algorithm, CardKey, Key16, KeySet};
 
 /// The card-level keys a card holds, with their algorithm and version.
 pub struct CardKeys {
@@ -21,6 +21,25 @@ pub struct CardKeys {
 }
 
 impl CardKeys {
+    /// Card keys of `version` from a card-level key set.
+    pub fn from_set(set: KeySet, version: u8) -> CardKeys {
+        let KeySet {
+            algorithm,
+            load,
+            purchase,
+            tac,
+            maintenance,
+        } = set;
+        CardKeys {
+            algorithm,
+            version,
+            load,
+            purchase,
+            tac,
+            maintenance,
+        }
+    }
+
     /// An explicit copy.
     pub fn duplicate(&self) -> CardKeys {
         CardKeys {

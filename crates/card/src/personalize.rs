@@ -1,9 +1,9 @@
 //! Personalisation: the issuer's machine turning blank secure-element space into a card.
 
-use crate::keys::CardKeys;
 use crate::state::{BlockState, CardState, Family};
-use onecard_crypto::{derive_card_key, Algorithm, Key16};
-use onecard_proto::files::{AppInfo, CompoundRecord, Management, MetroRecord, BUS_RECORD_ID, PROCESS_RECORD_LEN};
+use onecard_proto::files::{
+    AppInfo, CompoundRecord, Management, MetroRecord, BUS_RECORD_ID, PROCESS_RECORD_LEN,
+};
 use onecard_proto::{Date, Fen};
 
 /// Default maximum balance: 1,000.00 yuan (Part A, decision 11).
@@ -23,35 +23,6 @@ pub struct Personalization {
     pub expiry: Date,
     /// Maximum balance.
     pub max_balance: Fen,
-}
-
-/// The issuer's master keys, from which each card's keys are derived (Part A, decision 3).
-pub struct MasterKeys {
-    /// Algorithm.
-    pub algorithm: Algorithm,
-    /// Load master key.
-    pub load: Key16,
-    /// Purchase master key.
-    pub purchase: Key16,
-    /// TAC master key.
-    pub tac: Key16,
-    /// Application maintenance master key.
-    pub maintenance: Option<Key16>,
-}
-
-impl MasterKeys {
-    /// The card-level keys of the card with this issuer id and 0x15 bytes 12..20.
-    pub fn derive(&self, issuer: [u8; 8], card_factor: [u8; 8]) -> CardKeys {
-        let d = |k: &Key16| derive_card_key(self.algorithm, k, issuer, card_factor);
-        CardKeys {
-            algorithm: self.algorithm,
-            version: 1,
-            load: d(&self.load),
-            purchase: d(&self.purchase),
-            tac: d(&self.tac),
-            maintenance: self.maintenance.as_ref().map(d),
-        }
-    }
 }
 
 /// Why a card cannot be personalised as asked.
@@ -80,7 +51,10 @@ pub fn personalize(p: &Personalization) -> Result<CardState, PersonalizeError> {
         .filter(|&m| u64::from(m) <= onecard_proto::money::MAX_CARD_FEN)
         .ok_or(PersonalizeError::MaxBalance(p.max_balance.get()))?;
     if p.expiry < p.start {
-        return Err(PersonalizeError::Validity { start: p.start, expiry: p.expiry });
+        return Err(PersonalizeError::Validity {
+            start: p.start,
+            expiry: p.expiry,
+        });
     }
     if p.serial.iter().any(|b| b >> 4 > 9 || b & 15 > 9) {
         return Err(PersonalizeError::Serial);
@@ -111,8 +85,14 @@ pub fn personalize(p: &Personalization) -> Result<CardState, PersonalizeError> {
         // Changsha layout: transit records 01–05 and 09 of 48 bytes, application control 0x11 of 24.
         Family::Mohurd => [1u8, 2, 3, 4, 5, 9]
             .iter()
-            .map(|&id| CompoundRecord { id, payload: vec![0; 46] })
-            .chain(std::iter::once(CompoundRecord { id: 0x11, payload: vec![0; 22] }))
+            .map(|&id| CompoundRecord {
+                id,
+                payload: vec![0; 46],
+            })
+            .chain(std::iter::once(CompoundRecord {
+                id: 0x11,
+                payload: vec![0; 22],
+            }))
             .collect(),
     };
     Ok(CardState {

@@ -126,7 +126,11 @@ impl CardState {
     }
 
     /// Appends a record to a newest-first cyclic file of `cap` records.
-    pub(crate) fn push_cyclic<const N: usize>(file: &mut Vec<[u8; N]>, cap: usize, record: [u8; N]) {
+    pub(crate) fn push_cyclic<const N: usize>(
+        file: &mut Vec<[u8; N]>,
+        cap: usize,
+        record: [u8; N],
+    ) {
         file.insert(0, record);
         file.truncate(cap);
     }
@@ -139,7 +143,9 @@ pub enum StateError {
     #[error("not a onecard card file (bad magic)")]
     BadMagic,
     /// A format version this build does not read.
-    #[error("card file format version {0} is not supported (this build reads version {FORMAT_VERSION})")]
+    #[error(
+        "card file format version {0} is not supported (this build reads version {FORMAT_VERSION})"
+    )]
     UnsupportedVersion(u16),
     /// Truncated, oversized or with a length that does not add up.
     #[error("card file is damaged: {0}")]
@@ -190,7 +196,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], StateError> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.b.len()).ok_or(StateError::Damaged("payload truncated"))?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or(StateError::Damaged("payload truncated"))?;
         let s = &self.b[self.at..end];
         self.at = end;
         Ok(s)
@@ -212,7 +222,11 @@ impl<'a> Reader<'a> {
     fn proof(&mut self) -> Result<Option<Proof>, StateError> {
         match self.u8()? {
             0 => Ok(None),
-            1 => Ok(Some(Proof { counter: self.u16()?, mac2: self.arr()?, tac: self.arr()? })),
+            1 => Ok(Some(Proof {
+                counter: self.u16()?,
+                mac2: self.arr()?,
+                tac: self.arr()?,
+            })),
             _ => Err(StateError::Invalid("proof flag")),
         }
     }
@@ -303,7 +317,10 @@ pub fn decode(b: &[u8]) -> Result<(CardKeys, CardState), StateError> {
     if crc32fast::hash(body) != u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]) {
         return Err(StateError::Checksum);
     }
-    let mut r = Reader { b: &body[10..], at: 0 };
+    let mut r = Reader {
+        b: &body[10..],
+        at: 0,
+    };
     let family = match r.u8()? {
         0 => Family::TUnion,
         1 => Family::Mohurd,
@@ -319,7 +336,14 @@ pub fn decode(b: &[u8]) -> Result<(CardKeys, CardState), StateError> {
         1 => Some(r.key()?),
         _ => return Err(StateError::Invalid("maintenance key flag")),
     };
-    let keys = CardKeys { algorithm, version, load, purchase, tac, maintenance };
+    let keys = CardKeys {
+        algorithm,
+        version,
+        load,
+        purchase,
+        tac,
+        maintenance,
+    };
     let app_info = r.arr()?;
     AppInfo::parse(&app_info).map_err(|_| StateError::Invalid("0x15 application info"))?;
     let cardholder = r.arr()?;
@@ -331,7 +355,8 @@ pub fn decode(b: &[u8]) -> Result<(CardKeys, CardState), StateError> {
     let mut compound = Vec::with_capacity(n);
     for _ in 0..n {
         let len = usize::from(r.u8()?);
-        let rec = CompoundRecord::parse(r.take(len)?).map_err(|_| StateError::Invalid("compound record"))?;
+        let rec = CompoundRecord::parse(r.take(len)?)
+            .map_err(|_| StateError::Invalid("compound record"))?;
         compound.push(rec);
     }
     let process = [r.arr()?, r.arr()?];

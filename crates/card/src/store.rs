@@ -18,9 +18,42 @@ pub enum StoreError {
     /// whatever the step reached: before the rename, the old state; after it, the new one.
     #[error("commit torn at step {0:?}")]
     Torn(CommitStep),
-    /// The file system failed.
-    #[error("card store I/O: {0}")]
-    Io(#[from] std::io::Error),
+    /// The file system failed. `new_state_visible` is true when the failure came after the
+    /// rename, so the card file already holds the new state.
+    #[error("card store I/O: {source}")]
+    Io {
+        /// The failure.
+        source: std::io::Error,
+        /// True if the card file already holds the new state.
+        new_state_visible: bool,
+    },
+}
+
+impl StoreError {
+    /// True if, despite the error, the store now holds the new state: the card must adopt it,
+    /// or its memory and its file would disagree.
+    pub fn new_state_visible(&self) -> bool {
+        match self {
+            StoreError::Torn(step) => step.is_after_durable_point(),
+            StoreError::Io {
+                new_state_visible, ..
+            } => *new_state_visible,
+        }
+    }
+}
+
+fn before_rename(source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        source,
+        new_state_visible: false,
+    }
+}
+
+fn after_rename(source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        source,
+        new_state_visible: true,
+    }
 }
 
 /// The steps of a durable commit, in order; a tear can be injected at each.
@@ -38,7 +71,12 @@ pub enum CommitStep {
 
 impl CommitStep {
     /// Every step, in order.
-    pub const ALL: [CommitStep; 4] = [CommitStep::WriteTemp, CommitStep::SyncTemp, CommitStep::Rename, CommitStep::SyncDir];
+    pub const ALL: [CommitStep; 4] = [
+        CommitStep::WriteTemp,
+        CommitStep::SyncTemp,
+        CommitStep::Rename,
+        CommitStep::SyncDir,
+    ];
 
     /// True if a tear at this step leaves the new state durable.
     pub fn is_after_durable_point(self) -> bool {
@@ -88,9 +126,13 @@ impl FileStore {
     }
 
     /// Creates a new card file; fails if one exists, so a card is never overwritten by mistake.
-    pub fn create(path: &Path, keys: &CardKeys, state: &CardState) -> Result<FileStore, StoreError> {
+    pub fn create(
+        path: &Path,
+        keys: &CardKeys,
+        state: &CardState,
+    ) -> Result<FileStore, StoreError> {
         if path.exists() {
-            return Err(StoreError::Io(std::io::Error::new(
+            return Err(before_rename(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
                 format!("{} already exists", path.display()),
             )));
@@ -103,7 +145,11 @@ impl FileStore {
     fn at(path: &Path) -> FileStore {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
-        FileStore { path: path.to_owned(), tmp: PathBuf::from(tmp), tear_at: None }
+        FileStore {
+            path: path.to_owned(),
+            tmp: PathBuf::from(tmp),
+            tear_at: None,
+        }
     }
 
     fn tear(&mut self, step: CommitStep) -> Result<(), StoreError> {
@@ -129,20 +175,27 @@ fn open_private(path: &Path) -> std::io::Result<File> {
 impl CardStore for FileStore {
     fn persist(&mut self, keys: &CardKeys, state: &CardState) -> Result<(), StoreError> {
         let image = state::encode(keys, state);
-        let mut f = open_private(&self.tmp)?;
+        let mut f = open_private(&self.tmp).map_err(before_rename)?;
         if self.tear_at == Some(CommitStep::WriteTemp) {
-            f.write_all(&image[..image.len() / 2])?;
+            f.write_all(&image[..image.len() / 2])
+                .map_err(before_rename)?;
         }
         self.tear(CommitStep::WriteTemp)?;
-        f.write_all(&image)?;
+        f.write_all(&image).map_err(before_rename)?;
         self.tear(CommitStep::SyncTemp)?;
-        f.sync_all()?;
+        f.sync_all().map_err(before_rename)?;
         drop(f);
         self.tear(CommitStep::Rename)?;
-        fs::rename(&self.tmp, &self.path)?;
+        fs::rename(&self.tmp, &self.path).map_err(before_rename)?;
         self.tear(CommitStep::SyncDir)?;
-        let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        File::open(dir)?.sync_all()?;
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(after_rename)?;
         Ok(())
     }
 }
@@ -161,7 +214,11 @@ pub struct SimStore {
 impl SimStore {
     /// A store holding `keys` and `state` as its durable image.
     pub fn new(keys: &CardKeys, state: &CardState) -> SimStore {
-        SimStore { durable: state::encode(keys, state), tear_at: None, commits: 0 }
+        SimStore {
+            durable: state::encode(keys, state),
+            tear_at: None,
+            commits: 0,
+        }
     }
 
     /// The durable image, as a card would find it after power returns.

@@ -118,7 +118,11 @@ impl CardKey {
             Algorithm::Tdes => KeyCipher::Tdes(tdes(key)),
             Algorithm::Sm4 => KeyCipher::Sm4(sm4(&key.0)),
         };
-        CardKey { algorithm, cipher, tac: SessionKey::tac(algorithm, key) }
+        CardKey {
+            algorithm,
+            cipher,
+            tac: SessionKey::tac(algorithm, key),
+        }
     }
 
     /// The algorithm this key is used with.
@@ -325,7 +329,12 @@ pub fn diversify(algorithm: Algorithm, key: &Key16, factor: [u8; 8]) -> Key16 {
 
 /// A card key from an issuer master key: issuer level first, then card level.
 /// `issuer` is 0x15 bytes 0..8, `card` is 0x15 bytes 12..20.
-pub fn derive_card_key(algorithm: Algorithm, master: &Key16, issuer: [u8; 8], card: [u8; 8]) -> Key16 {
+pub fn derive_card_key(
+    algorithm: Algorithm,
+    master: &Key16,
+    issuer: [u8; 8],
+    card: [u8; 8],
+) -> Key16 {
     let issuer_key = diversify(algorithm, master, issuer);
     diversify(algorithm, &issuer_key, card)
 }
@@ -333,14 +342,29 @@ pub fn derive_card_key(algorithm: Algorithm, master: &Key16, issuer: [u8; 8], ca
 /// Session-key input of a load: random ‖ online counter ‖ `80 00` (B.2.2).
 pub fn load_session_input(random: [u8; 4], online_counter: u16) -> [u8; 8] {
     let c = online_counter.to_be_bytes();
-    [random[0], random[1], random[2], random[3], c[0], c[1], 0x80, 0x00]
+    [
+        random[0], random[1], random[2], random[3], c[0], c[1], 0x80, 0x00,
+    ]
 }
 
 /// Session-key input of a purchase: random ‖ offline counter ‖ last 2 bytes of the terminal
 /// transaction serial (B.2.3).
-pub fn purchase_session_input(random: [u8; 4], offline_counter: u16, terminal_serial: [u8; 4]) -> [u8; 8] {
+pub fn purchase_session_input(
+    random: [u8; 4],
+    offline_counter: u16,
+    terminal_serial: [u8; 4],
+) -> [u8; 8] {
     let c = offline_counter.to_be_bytes();
-    [random[0], random[1], random[2], random[3], c[0], c[1], terminal_serial[2], terminal_serial[3]]
+    [
+        random[0],
+        random[1],
+        random[2],
+        random[3],
+        c[0],
+        c[1],
+        terminal_serial[2],
+        terminal_serial[3],
+    ]
 }
 
 /// Constant-time comparison of two MACs, so a forged MAC learns nothing from timing.
@@ -350,4 +374,68 @@ pub fn mac_eq(a: &[u8; 4], b: &[u8; 4]) -> bool {
         diff |= a[i] ^ b[i];
     }
     diff == 0
+}
+
+/// The key set of one issuer (master keys) or of one card (card keys): the keys of the EP
+/// application by usage.
+pub struct KeySet {
+    /// Algorithm of every key.
+    pub algorithm: Algorithm,
+    /// Load key (DLK, or its master).
+    pub load: Key16,
+    /// Purchase key (DPK, or its master).
+    pub purchase: Key16,
+    /// TAC key (DTK, or its master).
+    pub tac: Key16,
+    /// Application maintenance key (block, unblock, updates with MAC), if issued.
+    pub maintenance: Option<Key16>,
+}
+
+/// What a key is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyUsage {
+    /// Load (DLK).
+    Load,
+    /// Purchase (DPK).
+    Purchase,
+    /// TAC (DTK).
+    Tac,
+    /// Application maintenance.
+    Maintenance,
+}
+
+impl KeySet {
+    /// The key for `usage`, if the set has one.
+    pub fn get(&self, usage: KeyUsage) -> Option<&Key16> {
+        match usage {
+            KeyUsage::Load => Some(&self.load),
+            KeyUsage::Purchase => Some(&self.purchase),
+            KeyUsage::Tac => Some(&self.tac),
+            KeyUsage::Maintenance => self.maintenance.as_ref(),
+        }
+    }
+
+    /// The card-level set of the card with issuer id `issuer` and 0x15 bytes 12..20 `card`,
+    /// when `self` holds master keys (Part A, decision 3).
+    pub fn derive(&self, issuer: [u8; 8], card: [u8; 8]) -> KeySet {
+        let d = |k: &Key16| derive_card_key(self.algorithm, k, issuer, card);
+        KeySet {
+            algorithm: self.algorithm,
+            load: d(&self.load),
+            purchase: d(&self.purchase),
+            tac: d(&self.tac),
+            maintenance: self.maintenance.as_ref().map(d),
+        }
+    }
+
+    /// An explicit copy.
+    pub fn duplicate(&self) -> KeySet {
+        KeySet {
+            algorithm: self.algorithm,
+            load: self.load.duplicate(),
+            purchase: self.purchase.duplicate(),
+            tac: self.tac.duplicate(),
+            maintenance: self.maintenance.as_ref().map(Key16::duplicate),
+        }
+    }
 }

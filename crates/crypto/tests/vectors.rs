@@ -6,7 +6,10 @@ use onecard_crypto::*;
 
 fn h<const N: usize>(s: &str) -> [u8; N] {
     let s: String = s.split_whitespace().collect();
-    let v: Vec<u8> = (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect();
+    let v: Vec<u8> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect();
     v.try_into().unwrap()
 }
 
@@ -18,8 +21,22 @@ fn key(s: &str) -> Key16 {
 fn pboc_blog_load_ed() {
     let dlk = CardKey::new(Algorithm::Tdes, &key("11223344556677888877665544332211"));
     let sk = dlk.session_key(load_session_input(h("11223344"), 0));
-    assert_eq!(sk.mac_parts(&[&h::<4>("00000000"), &h::<4>("00001000"), &[0x01], &h::<6>("001122334455")]), h("2988AE5A"));
-    let mac2 = sk.mac_parts(&[&h::<4>("00001000"), &[0x01], &h::<6>("001122334455"), &h::<4>("20111221"), &h::<3>("214822")]);
+    assert_eq!(
+        sk.mac_parts(&[
+            &h::<4>("00000000"),
+            &h::<4>("00001000"),
+            &[0x01],
+            &h::<6>("001122334455")
+        ]),
+        h("2988AE5A")
+    );
+    let mac2 = sk.mac_parts(&[
+        &h::<4>("00001000"),
+        &[0x01],
+        &h::<6>("001122334455"),
+        &h::<4>("20111221"),
+        &h::<3>("214822"),
+    ]);
     assert_eq!(mac2, h("3A845BF0"));
     // The session key itself: recompute with the raw DES key and compare MACs.
     let raw = SessionKey::des_from_bytes(h("9B1D924E05595603"));
@@ -32,11 +49,19 @@ fn pboc_blog_purchase_ep() {
     let sk = dpk.session_key(purchase_session_input(h("11223344"), 0, h("00000001")));
     let raw = SessionKey::des_from_bytes(h("003238ABC57659DD"));
     assert_eq!(raw.mac(b"x"), sk.mac(b"x"));
-    let mac1 = sk.mac_parts(&[&h::<4>("00001000"), &[0x06], &h::<6>("001122334455"), &h::<7>("20120229135100")]);
+    let mac1 = sk.mac_parts(&[
+        &h::<4>("00001000"),
+        &[0x06],
+        &h::<6>("001122334455"),
+        &h::<7>("20120229135100"),
+    ]);
     assert_eq!(mac1, h("F15CAB75"));
     assert_eq!(sk.mac(&h::<4>("00001000")), h("56988A13"));
     let tac = SessionKey::tac(Algorithm::Tdes, &key("00112233445566778899AABBCCDDEEFF"));
-    assert_eq!(tac.mac(b"y"), SessionKey::des_from_bytes(h("8888888888888888")).mac(b"y"));
+    assert_eq!(
+        tac.mac(b"y"),
+        SessionKey::des_from_bytes(h("8888888888888888")).mac(b"y")
+    );
 }
 
 #[test]
@@ -44,11 +69,27 @@ fn changsha_huada_ep_load_trace() {
     let dlk = CardKey::new(Algorithm::Tdes, &key("374598B5C0B0EAE1E1D06609AC5BB369"));
     let sk = dlk.session_key(load_session_input(h("CDEF4F20"), 0));
     let (amount, ty, term) = (h::<4>("00001C37"), [0x02], h::<6>("000001000050"));
-    assert_eq!(sk.mac_parts(&[&h::<4>("00000000"), &amount, &ty, &term]), h("06B1BEF5"));
-    assert_eq!(sk.mac_parts(&[&amount, &ty, &term, &h::<7>("20140825103100")]), h("0641DCD8"));
+    assert_eq!(
+        sk.mac_parts(&[&h::<4>("00000000"), &amount, &ty, &term]),
+        h("06B1BEF5")
+    );
+    assert_eq!(
+        sk.mac_parts(&[&amount, &ty, &term, &h::<7>("20140825103100")]),
+        h("0641DCD8")
+    );
     let dtk = key("CAA6025290114BFCC3C9043F70F7A07A");
-    assert_eq!(SessionKey::tac(Algorithm::Tdes, &dtk).mac(b"z"), SessionKey::des_from_bytes(h("096F066DE0E6EB86")).mac(b"z"));
-    let tac = SessionKey::tac(Algorithm::Tdes, &dtk).mac_parts(&[&h::<4>("00001C37"), &[0, 0], &amount, &ty, &term, &h::<7>("20140825103100")]);
+    assert_eq!(
+        SessionKey::tac(Algorithm::Tdes, &dtk).mac(b"z"),
+        SessionKey::des_from_bytes(h("096F066DE0E6EB86")).mac(b"z")
+    );
+    let tac = SessionKey::tac(Algorithm::Tdes, &dtk).mac_parts(&[
+        &h::<4>("00001C37"),
+        &[0, 0],
+        &amount,
+        &ty,
+        &term,
+        &h::<7>("20140825103100"),
+    ]);
     assert_eq!(tac, h("ED0F8755"));
 }
 
@@ -60,14 +101,24 @@ fn changsha_huada_external_authenticate() {
 
 #[test]
 fn changsha_huada_application_block_mac() {
-    let mac = line_mac(Algorithm::Tdes, &key("6474215EF549707831BB8DB9895FD48A"), h("1EA2B2E6"), &h::<5>("841E000004"));
+    let mac = line_mac(
+        Algorithm::Tdes,
+        &key("6474215EF549707831BB8DB9895FD48A"),
+        h("1EA2B2E6"),
+        &h::<5>("841E000004"),
+    );
     assert_eq!(mac, h("A86CC6A8"));
 }
 
 #[test]
 fn changsha_huada_update_binary_mf_0005() {
     let data: [u8; 45] = h("04D685002C07314100000000004100000089999985020020150605000F00000001000120150605203808080000");
-    let mac = line_mac(Algorithm::Tdes, &key("F28E92292DCB63F11EA7F5776A7122B8"), h("1B534732"), &data);
+    let mac = line_mac(
+        Algorithm::Tdes,
+        &key("F28E92292DCB63F11EA7F5776A7122B8"),
+        h("1B534732"),
+        &data,
+    );
     assert_eq!(mac, h("C853F358"));
 }
 
@@ -78,13 +129,19 @@ fn sm4_profile() {
     // i.e. exactly one SM4 diversification step.
     let k = key("0123456789ABCDEFFEDCBA9876543210");
     let d = diversify(Algorithm::Sm4, &k, h("0123456789ABCDEF"));
-    assert_eq!(*d.expose_secret(), h::<16>("681EDF34D206965E86B3E94F536E4246"));
+    assert_eq!(
+        *d.expose_secret(),
+        h::<16>("681EDF34D206965E86B3E94F536E4246")
+    );
     // The MAC pads to 16 bytes and always adds 80: a 16-byte input gets a whole extra block.
     let ck = CardKey::new(Algorithm::Sm4, &k);
     let sk = ck.session_key([1; 8]);
     let data = [0x11u8; 16];
     assert_ne!(sk.mac(&data), sk.mac(&data[..15]));
-    assert_ne!(ck.session_key([1; 8]).mac(b"abc"), ck.session_key([2; 8]).mac(b"abc"));
+    assert_ne!(
+        ck.session_key([1; 8]).mac(b"abc"),
+        ck.session_key([2; 8]).mac(b"abc")
+    );
 }
 
 #[test]

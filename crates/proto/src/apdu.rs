@@ -77,11 +77,21 @@ impl<'a> CommandRef<'a> {
                 } else if n == 2 + lc {
                     (&body[1..1 + lc], Some(le_of(body[1 + lc])))
                 } else {
-                    return Err(ApduError::LengthMismatch { lc: body[0], body: n });
+                    return Err(ApduError::LengthMismatch {
+                        lc: body[0],
+                        body: n,
+                    });
                 }
             }
         };
-        Ok(CommandRef { cla, ins, p1, p2, data, le })
+        Ok(CommandRef {
+            cla,
+            ins,
+            p1,
+            p2,
+            data,
+            le,
+        })
     }
 }
 
@@ -111,7 +121,14 @@ impl Command {
     pub fn new(cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8], le: Option<u16>) -> Command {
         assert!(data.len() <= MAX_LC, "short APDU data over 255 bytes");
         assert!(le.is_none_or(|l| (1..=256).contains(&l)), "Le out of range");
-        Command { cla, ins, p1, p2, data: data.to_vec(), le }
+        Command {
+            cla,
+            ins,
+            p1,
+            p2,
+            data: data.to_vec(),
+            le,
+        }
     }
 
     /// Appends the wire form to `out`.
@@ -135,7 +152,14 @@ impl Command {
 
     /// A borrowed view, as the card side sees it.
     pub fn as_ref(&self) -> CommandRef<'_> {
-        CommandRef { cla: self.cla, ins: self.ins, p1: self.p1, p2: self.p2, data: &self.data, le: self.le }
+        CommandRef {
+            cla: self.cla,
+            ins: self.ins,
+            p1: self.p1,
+            p2: self.p2,
+            data: &self.data,
+            le: self.le,
+        }
     }
 }
 
@@ -155,12 +179,18 @@ impl Response {
             return Err(ApduError::ResponseTooShort);
         }
         let (data, sw) = bytes.split_at(bytes.len() - 2);
-        Ok(Response { data: data.to_vec(), sw: StatusWord::from_u16(u16::from_be_bytes([sw[0], sw[1]])) })
+        Ok(Response {
+            data: data.to_vec(),
+            sw: StatusWord::from_u16(u16::from_be_bytes([sw[0], sw[1]])),
+        })
     }
 
     /// A response with only a status word.
     pub fn status(sw: StatusWord) -> Response {
-        Response { data: Vec::new(), sw }
+        Response {
+            data: Vec::new(),
+            sw,
+        }
     }
 
     /// The wire form: data then SW1 SW2.
@@ -187,8 +217,14 @@ mod tests {
         let c4 = CommandRef::parse(&[0x00, 0xA4, 0x04, 0x00, 0x02, 0x3F, 0x00, 0x00]).unwrap();
         assert_eq!((c4.data, c4.le), (&[0x3Fu8, 0x00][..], Some(256)));
         assert_eq!(CommandRef::parse(&[0, 1, 2]), Err(ApduError::TooShort(3)));
-        assert!(matches!(CommandRef::parse(&[0, 1, 2, 3, 5, 1]), Err(ApduError::LengthMismatch { .. })));
-        assert_eq!(CommandRef::parse(&[0, 1, 2, 3, 0, 1, 1]), Err(ApduError::Extended));
+        assert!(matches!(
+            CommandRef::parse(&[0, 1, 2, 3, 5, 1]),
+            Err(ApduError::LengthMismatch { .. })
+        ));
+        assert_eq!(
+            CommandRef::parse(&[0, 1, 2, 3, 0, 1, 1]),
+            Err(ApduError::Extended)
+        );
     }
 
     #[test]

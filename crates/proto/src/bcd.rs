@@ -56,7 +56,8 @@ pub struct Date {
 impl Date {
     /// A validated date.
     pub fn new(year: u16, month: u8, day: u8) -> Result<Date, BcdError> {
-        if year > 9999 || !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        if year > 9999 || !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month)
+        {
             return Err(BcdError::OutOfRange("date"));
         }
         Ok(Date { year, month, day })
@@ -70,7 +71,12 @@ impl Date {
 
     /// Encodes as 4 BCD bytes.
     pub fn to_bcd(self) -> [u8; 4] {
-        [to_bcd((self.year / 100) as u8), to_bcd((self.year % 100) as u8), to_bcd(self.month), to_bcd(self.day)]
+        [
+            to_bcd((self.year / 100) as u8),
+            to_bcd((self.year % 100) as u8),
+            to_bcd(self.month),
+            to_bcd(self.day),
+        ]
     }
 
     /// `YYYYMMDD` as a number, handy for comparisons and JSON.
@@ -128,7 +134,11 @@ impl Time {
         if hour > 23 || minute > 59 || second > 59 {
             return Err(BcdError::OutOfRange("time"));
         }
-        Ok(Time { hour, minute, second })
+        Ok(Time {
+            hour,
+            minute,
+            second,
+        })
     }
 
     /// Decodes 3 BCD bytes.
@@ -188,13 +198,18 @@ impl DateTime {
 
     /// The Unix instant of this local date-time at `utc_offset_s`.
     pub fn to_unix(self, utc_offset_s: i32) -> i64 {
-        self.date.days_since_epoch() * 86400 + i64::from(self.time.seconds()) - i64::from(utc_offset_s)
+        self.date.days_since_epoch() * 86400 + i64::from(self.time.seconds())
+            - i64::from(utc_offset_s)
     }
 }
 
 impl fmt::Display for DateTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}T{:02}:{:02}:{:02}", self.date, self.time.hour, self.time.minute, self.time.second)
+        write!(
+            f,
+            "{}T{:02}:{:02}:{:02}",
+            self.date, self.time.hour, self.time.minute, self.time.second
+        )
     }
 }
 
@@ -207,9 +222,15 @@ mod tests {
         let d = Date::from_bcd([0x20, 0x14, 0x08, 0x25]).unwrap();
         assert_eq!(d.yyyymmdd(), 20140825);
         assert_eq!(d.to_bcd(), [0x20, 0x14, 0x08, 0x25]);
-        assert_eq!(Date::from_bcd([0x20, 0x23, 0x02, 0x29]), Err(BcdError::OutOfRange("date")));
+        assert_eq!(
+            Date::from_bcd([0x20, 0x23, 0x02, 0x29]),
+            Err(BcdError::OutOfRange("date"))
+        );
         assert!(Date::from_bcd([0x20, 0x24, 0x02, 0x29]).is_ok());
-        assert_eq!(Date::from_bcd([0x20, 0x1A, 0x01, 0x01]), Err(BcdError::NotBcd(0x1A)));
+        assert_eq!(
+            Date::from_bcd([0x20, 0x1A, 0x01, 0x01]),
+            Err(BcdError::NotBcd(0x1A))
+        );
         let t = Time::from_bcd([0x10, 0x31, 0x00]).unwrap();
         assert_eq!(t.hhmmss(), 103100);
         assert!(Time::from_bcd([0x24, 0, 0]).is_err());
@@ -222,7 +243,12 @@ mod tests {
         assert_eq!(dt.to_string(), "2026-11-25T08:00:00");
         assert_eq!(dt.to_unix(28800), 1_795_564_800);
         for days in [-1000i64, 0, 59, 60, 10957, 20000, 2_000_000] {
-            assert_eq!(Date::from_days_since_epoch(days).unwrap().days_since_epoch(), days);
+            assert_eq!(
+                Date::from_days_since_epoch(days)
+                    .unwrap()
+                    .days_since_epoch(),
+                days
+            );
         }
     }
 }

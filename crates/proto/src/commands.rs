@@ -167,7 +167,11 @@ fn init_data(d: &[u8]) -> Result<InitData, StatusWord> {
     if d.len() != 11 {
         return Err(StatusWord::WrongLength);
     }
-    Ok(InitData { key_index: d[0], amount: Fen::from_card_bytes(arr(d, 1)), terminal: arr(d, 5) })
+    Ok(InitData {
+        key_index: d[0],
+        amount: Fen::from_card_bytes(arr(d, 1)),
+        terminal: arr(d, 5),
+    })
 }
 
 fn purse(p2: u8) -> Result<Purse, StatusWord> {
@@ -191,7 +195,13 @@ impl<'a> CardCommand<'a> {
     pub fn decode(c: &CommandRef<'a>) -> Result<CardCommand<'a>, StatusWord> {
         use StatusWord as Sw;
         let d = c.data;
-        let need = |n: usize| if d.len() == n { Ok(()) } else { Err(Sw::WrongLength) };
+        let need = |n: usize| {
+            if d.len() == n {
+                Ok(())
+            } else {
+                Err(Sw::WrongLength)
+            }
+        };
         match (c.cla, c.ins) {
             (0x00, 0xA4) => match (c.p1, c.p2) {
                 (0x04, 0x00) if !d.is_empty() && d.len() <= 16 => Ok(CardCommand::SelectByName(d)),
@@ -207,7 +217,11 @@ impl<'a> CardCommand<'a> {
                     return Err(Sw::WrongP1P2);
                 }
                 need(0)?;
-                Ok(CardCommand::ReadBinary { sfi: c.p1 & 0x1F, offset: c.p2, len: le_or(c, 256) })
+                Ok(CardCommand::ReadBinary {
+                    sfi: c.p1 & 0x1F,
+                    offset: c.p2,
+                    len: le_or(c, 256),
+                })
             }
             (0x00, 0xB2) => {
                 need(0)?;
@@ -220,7 +234,11 @@ impl<'a> CardCommand<'a> {
                 if sfi == 0 {
                     return Err(Sw::WrongP1P2);
                 }
-                Ok(CardCommand::ReadRecord { sfi, selector, len: le_or(c, 256) })
+                Ok(CardCommand::ReadRecord {
+                    sfi,
+                    selector,
+                    len: le_or(c, 256),
+                })
             }
             (0x80, 0x5C) => {
                 need(0)?;
@@ -240,14 +258,23 @@ impl<'a> CardCommand<'a> {
                     return Err(Sw::WrongP1P2);
                 }
                 need(11)?;
-                Ok(CardCommand::CreditLoad { date: arr(d, 0), time: arr(d, 4), mac2: arr(d, 7) })
+                Ok(CardCommand::CreditLoad {
+                    date: arr(d, 0),
+                    time: arr(d, 4),
+                    mac2: arr(d, 7),
+                })
             }
             (0x80, 0x54) => {
                 if (c.p1, c.p2) != (1, 0) {
                     return Err(Sw::WrongP1P2);
                 }
                 need(15)?;
-                Ok(CardCommand::Debit { terminal_serial: arr(d, 0), date: arr(d, 4), time: arr(d, 8), mac1: arr(d, 11) })
+                Ok(CardCommand::Debit {
+                    terminal_serial: arr(d, 0),
+                    date: arr(d, 4),
+                    time: arr(d, 8),
+                    mac1: arr(d, 11),
+                })
             }
             (0x80, 0xDC) => {
                 if c.p2 & 7 != 0 || c.p2 == 0 {
@@ -256,14 +283,21 @@ impl<'a> CardCommand<'a> {
                 if d.is_empty() {
                     return Err(Sw::WrongLength);
                 }
-                Ok(CardCommand::UpdateCappCache { p1: c.p1, sfi: c.p2 >> 3, record: d })
+                Ok(CardCommand::UpdateCappCache {
+                    p1: c.p1,
+                    sfi: c.p2 >> 3,
+                    record: d,
+                })
             }
             (0x80, 0x5A) => {
                 if c.p1 != 0 {
                     return Err(Sw::WrongP1P2);
                 }
                 need(2)?;
-                Ok(CardCommand::GetTransactionProve { tx_type: c.p2, counter: u16::from_be_bytes([d[0], d[1]]) })
+                Ok(CardCommand::GetTransactionProve {
+                    tx_type: c.p2,
+                    counter: u16::from_be_bytes([d[0], d[1]]),
+                })
             }
             (0x80, 0xCA) => {
                 if (c.p1, c.p2) != (0, 0) {
@@ -281,7 +315,10 @@ impl<'a> CardCommand<'a> {
             }
             (0x00, 0x82) => {
                 need(8)?;
-                Ok(CardCommand::ExternalAuthenticate { key_id: c.p2, cryptogram: arr(d, 0) })
+                Ok(CardCommand::ExternalAuthenticate {
+                    key_id: c.p2,
+                    cryptogram: arr(d, 0),
+                })
             }
             (0x00, 0x20) => {
                 if d.is_empty() || d.len() > 8 {
@@ -294,7 +331,10 @@ impl<'a> CardCommand<'a> {
                 if c.p1 != 0 || c.p2 > 1 {
                     return Err(Sw::WrongP1P2);
                 }
-                Ok(CardCommand::AppBlock { permanent: c.p2 == 1, mac: arr(d, 0) })
+                Ok(CardCommand::AppBlock {
+                    permanent: c.p2 == 1,
+                    mac: arr(d, 0),
+                })
             }
             (0x84, 0x18) => {
                 need(4)?;
@@ -305,14 +345,24 @@ impl<'a> CardCommand<'a> {
                     return Err(Sw::WrongP1P2);
                 }
                 let (data, mac) = split_mac(d)?;
-                Ok(CardCommand::UpdateBinary { sfi: c.p1 & 0x1F, offset: c.p2, data, mac })
+                Ok(CardCommand::UpdateBinary {
+                    sfi: c.p1 & 0x1F,
+                    offset: c.p2,
+                    data,
+                    mac,
+                })
             }
             (0x04, 0xDC) => {
                 if c.p2 & 7 != 4 || c.p1 == 0 {
                     return Err(Sw::WrongP1P2);
                 }
                 let (data, mac) = split_mac(d)?;
-                Ok(CardCommand::UpdateRecord { sfi: c.p2 >> 3, record: c.p1, data, mac })
+                Ok(CardCommand::UpdateRecord {
+                    sfi: c.p2 >> 3,
+                    record: c.p1,
+                    data,
+                    mac,
+                })
             }
             (0x00 | 0x04 | 0x80 | 0x84, _) => Err(Sw::InsNotSupported),
             _ => Err(Sw::ClaNotSupported),
@@ -331,8 +381,12 @@ impl<'a> CardCommand<'a> {
         };
         match *self {
             CardCommand::SelectByName(name) => Command::new(0x00, 0xA4, 0x04, 0x00, name, le8(256)),
-            CardCommand::SelectByFid(fid) => Command::new(0x00, 0xA4, 0x00, 0x00, &fid.to_be_bytes(), None),
-            CardCommand::ReadBinary { sfi, offset, len } => Command::new(0x00, 0xB0, 0x80 | sfi, offset, &[], le8(len)),
+            CardCommand::SelectByFid(fid) => {
+                Command::new(0x00, 0xA4, 0x00, 0x00, &fid.to_be_bytes(), None)
+            }
+            CardCommand::ReadBinary { sfi, offset, len } => {
+                Command::new(0x00, 0xB0, 0x80 | sfi, offset, &[], le8(len))
+            }
             CardCommand::ReadRecord { sfi, selector, len } => {
                 let (p1, low) = match selector {
                     RecordSelector::One(r) => (r, 4),
@@ -348,26 +402,50 @@ impl<'a> CardCommand<'a> {
                 let d: Vec<u8> = [&date[..], &time, &mac2].concat();
                 Command::new(0x80, 0x52, 0, 0, &d, le8(4))
             }
-            CardCommand::Debit { terminal_serial, date, time, mac1 } => {
+            CardCommand::Debit {
+                terminal_serial,
+                date,
+                time,
+                mac1,
+            } => {
                 let d: Vec<u8> = [&terminal_serial[..], &date, &time, &mac1].concat();
                 Command::new(0x80, 0x54, 0x01, 0x00, &d, le8(8))
             }
-            CardCommand::UpdateCappCache { p1, sfi, record } => Command::new(0x80, 0xDC, p1, sfi << 3, record, None),
+            CardCommand::UpdateCappCache { p1, sfi, record } => {
+                Command::new(0x80, 0xDC, p1, sfi << 3, record, None)
+            }
             CardCommand::GetTransactionProve { tx_type, counter } => {
                 Command::new(0x80, 0x5A, 0x00, tx_type, &counter.to_be_bytes(), le8(8))
             }
             CardCommand::GetMessage => Command::new(0x80, 0xCA, 0, 0, &[], le8(9)),
             CardCommand::GetChallenge(n) => Command::new(0x00, 0x84, 0, 0, &[], le8(n)),
-            CardCommand::ExternalAuthenticate { key_id, cryptogram } => Command::new(0x00, 0x82, 0, key_id, &cryptogram, None),
+            CardCommand::ExternalAuthenticate { key_id, cryptogram } => {
+                Command::new(0x00, 0x82, 0, key_id, &cryptogram, None)
+            }
             CardCommand::Verify(pin) => Command::new(0x00, 0x20, 0, 0, pin, None),
-            CardCommand::AppBlock { permanent, mac } => Command::new(0x84, 0x1E, 0, u8::from(permanent), &mac, None),
+            CardCommand::AppBlock { permanent, mac } => {
+                Command::new(0x84, 0x1E, 0, u8::from(permanent), &mac, None)
+            }
             CardCommand::AppUnblock(mac) => Command::new(0x84, 0x18, 0, 0, &mac, None),
-            CardCommand::UpdateBinary { sfi, offset, data, mac } => {
-                Command::new(0x04, 0xD6, 0x80 | sfi, offset, &[data, &mac].concat(), None)
-            }
-            CardCommand::UpdateRecord { sfi, record, data, mac } => {
-                Command::new(0x04, 0xDC, record, sfi << 3 | 4, &[data, &mac].concat(), None)
-            }
+            CardCommand::UpdateBinary {
+                sfi,
+                offset,
+                data,
+                mac,
+            } => Command::new(0x04, 0xD6, 0x80 | sfi, offset, &[data, &mac].concat(), None),
+            CardCommand::UpdateRecord {
+                sfi,
+                record,
+                data,
+                mac,
+            } => Command::new(
+                0x04,
+                0xDC,
+                record,
+                sfi << 3 | 4,
+                &[data, &mac].concat(),
+                None,
+            ),
         }
     }
 }

@@ -40,7 +40,11 @@ pub enum LayoutError {
 
 fn check_len(what: &'static str, b: &[u8], expected: usize) -> Result<(), LayoutError> {
     if b.len() != expected {
-        return Err(LayoutError::Length { what, expected, got: b.len() });
+        return Err(LayoutError::Length {
+            what,
+            expected,
+            got: b.len(),
+        });
     }
     Ok(())
 }
@@ -161,7 +165,13 @@ impl Management {
     /// Parses the file image.
     pub fn parse(b: &[u8]) -> Result<Management, LayoutError> {
         check_len("0x17 management", b, Self::LEN)?;
-        Ok(Management { country: arr(b, 0), province: arr(b, 4), city: arr(b, 6), interop: arr(b, 8), card_kind: b[10] })
+        Ok(Management {
+            country: arr(b, 0),
+            province: arr(b, 4),
+            city: arr(b, 6),
+            interop: arr(b, 8),
+            card_kind: b[10],
+        })
     }
 
     /// The file image (reserved bytes zero).
@@ -243,7 +253,10 @@ impl LogRecord {
 
     /// True for the purchase types a reader must accept (05, 06, 09).
     pub fn is_purchase(&self) -> bool {
-        matches!(self.tx_type, tx_type::ED_PURCHASE | tx_type::EP_PURCHASE | tx_type::CAPP_PURCHASE)
+        matches!(
+            self.tx_type,
+            tx_type::ED_PURCHASE | tx_type::EP_PURCHASE | tx_type::CAPP_PURCHASE
+        )
     }
 }
 
@@ -275,7 +288,10 @@ impl StationCode {
         b
     }
     fn from8(b: [u8; 8]) -> StationCode {
-        StationCode { line: u16::from_be_bytes([b[0], b[1]]), station: u16::from_be_bytes([b[2], b[3]]) }
+        StationCode {
+            line: u16::from_be_bytes([b[0], b[1]]),
+            station: u16::from_be_bytes([b[2], b[3]]),
+        }
     }
 }
 
@@ -395,16 +411,27 @@ impl MetroRecord {
         const W: &str = "0x1A metro record";
         check_len(W, b, PROCESS_RECORD_LEN)?;
         if b[0..2] != METRO_RECORD_ID || b[2] != 0x7D {
-            return Err(LayoutError::Field { what: W, detail: "header is not 27 01 7D" });
+            return Err(LayoutError::Field {
+                what: W,
+                detail: "header is not 27 01 7D",
+            });
         }
         if u32::from_be_bytes(arr(b, 124)) != crc32fast::hash(&b[..124]) {
-            return Err(LayoutError::Field { what: W, detail: "CRC-32 at 124..127 does not match" });
+            return Err(LayoutError::Field {
+                what: W,
+                detail: "CRC-32 at 124..127 does not match",
+            });
         }
         let status = match b[14] {
             0 => JourneyStatus::Initial,
             1 => JourneyStatus::Entered,
             2 => JourneyStatus::Exited,
-            _ => return Err(LayoutError::Field { what: W, detail: "status byte is not 00/01/02" }),
+            _ => {
+                return Err(LayoutError::Field {
+                    what: W,
+                    detail: "status byte is not 00/01/02",
+                })
+            }
         };
         let ym = &b[86..89];
         let year_month = if ym == [0, 0, 0] {
@@ -466,7 +493,12 @@ impl MetroRecord {
         let m = &self.monthly;
         if m.year_month != 0 {
             let y = (m.year_month / 100) as u16;
-            let d = Date { year: y, month: (m.year_month % 100) as u8, day: 1 }.to_bcd();
+            let d = Date {
+                year: y,
+                month: (m.year_month % 100) as u8,
+                day: 1,
+            }
+            .to_bcd();
             b[86..89].copy_from_slice(&d[..3]);
         }
         b[89..93].copy_from_slice(&m.spent.to_card_bytes().unwrap_or([0xFF; 4]));
@@ -578,9 +610,15 @@ impl CompoundRecord {
     pub fn parse(b: &[u8]) -> Result<CompoundRecord, LayoutError> {
         const W: &str = "0x17 compound record";
         if b.len() < 2 || usize::from(b[1]) != b.len() - 2 {
-            return Err(LayoutError::Field { what: W, detail: "length byte does not match the record" });
+            return Err(LayoutError::Field {
+                what: W,
+                detail: "length byte does not match the record",
+            });
         }
-        Ok(CompoundRecord { id: b[0], payload: b[2..].to_vec() })
+        Ok(CompoundRecord {
+            id: b[0],
+            payload: b[2..].to_vec(),
+        })
     }
 
     /// The record image.
@@ -600,11 +638,15 @@ mod tests {
 
     #[test]
     fn real_app_info() {
-        let b = decode("01011000FFFFFFFF 02 01 03105170070104791381 20190718 20401231 0000").unwrap();
+        let b =
+            decode("01011000FFFFFFFF 02 01 03105170070104791381 20190718 20401231 0000").unwrap();
         let info = AppInfo::parse(&b).unwrap();
         assert_eq!(info.issuer, [1, 1, 0x10, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
         assert_eq!(info.expiry.yyyymmdd(), 20401231);
-        assert_eq!(info.card_factor(), [0x51, 0x70, 0x07, 0x01, 0x04, 0x79, 0x13, 0x81]);
+        assert_eq!(
+            info.card_factor(),
+            [0x51, 0x70, 0x07, 0x01, 0x04, 0x79, 0x13, 0x81]
+        );
         assert_eq!(info.to_bytes().to_vec(), b);
     }
 
@@ -621,9 +663,20 @@ mod tests {
     fn metro_record_round_trip_and_crc() {
         let mut m = MetroRecord::empty();
         m.status = JourneyStatus::Entered;
-        m.entry_station = StationCode { line: 1, station: 42 };
-        m.entry_time = Some(DateTime { date: Date::new(2026, 11, 25).unwrap(), time: Time::new(8, 0, 0).unwrap() });
-        m.monthly = MonthlyState { year_month: 202611, spent: Fen::new(12300), rides: 7, ..Default::default() };
+        m.entry_station = StationCode {
+            line: 1,
+            station: 42,
+        };
+        m.entry_time = Some(DateTime {
+            date: Date::new(2026, 11, 25).unwrap(),
+            time: Time::new(8, 0, 0).unwrap(),
+        });
+        m.monthly = MonthlyState {
+            year_month: 202611,
+            spent: Fen::new(12300),
+            rides: 7,
+            ..Default::default()
+        };
         let b = m.to_bytes();
         assert_eq!(MetroRecord::parse(&b).unwrap(), m);
         let mut bad = b;
@@ -634,7 +687,10 @@ mod tests {
 
     #[test]
     fn compound_record() {
-        let r = CompoundRecord { id: 2, payload: vec![0; 46] };
+        let r = CompoundRecord {
+            id: 2,
+            payload: vec![0; 46],
+        };
         let b = r.to_bytes();
         assert_eq!(b.len(), MOHURD_RECORD_LEN);
         assert_eq!(CompoundRecord::parse(&b).unwrap(), r);

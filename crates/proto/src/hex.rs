@@ -46,7 +46,10 @@ pub fn decode(text: &str) -> Result<Vec<u8>, HexError> {
 /// Decodes exactly `N` bytes of hex.
 pub fn decode_array<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
     let v = decode(text)?;
-    v.as_slice().try_into().map_err(|_| HexError::WrongLength { expected: N, got: v.len() })
+    v.as_slice().try_into().map_err(|_| HexError::WrongLength {
+        expected: N,
+        got: v.len(),
+    })
 }
 
 /// Upper-case hex without separators.

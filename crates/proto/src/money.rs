@@ -74,7 +74,9 @@ impl fmt::Display for Fen {
 impl std::iter::Sum for Fen {
     fn sum<I: Iterator<Item = Fen>>(iter: I) -> Fen {
         // Summing money that overflows u64 is a bug, not an input error.
-        iter.fold(Fen::ZERO, |a, b| a.checked_add(b).expect("money sum overflows u64"))
+        iter.fold(Fen::ZERO, |a, b| {
+            a.checked_add(b).expect("money sum overflows u64")
+        })
     }
 }
 
@@ -88,7 +90,10 @@ mod tests {
         assert_eq!(Fen::new(5).to_string(), "0.05");
         assert_eq!(Fen::new(0x1C37).to_card_bytes(), Some([0, 0, 0x1C, 0x37]));
         assert_eq!(Fen::new(1 << 32).to_card_bytes(), None);
-        assert_eq!(Fen::from_foreign_balance([0x80, 0, 0x16, 0x4E]), Fen::new(5710));
+        assert_eq!(
+            Fen::from_foreign_balance([0x80, 0, 0x16, 0x4E]),
+            Fen::new(5710)
+        );
         assert_eq!(Fen::new(3).checked_sub(Fen::new(4)), None);
     }
 }

@@ -12,6 +12,9 @@ pub enum StatusWord {
     Ok,
     /// `61xx`: more data available (contact interface only).
     MoreData(u8),
+    /// `6581`: memory failure: the card could not commit; whether it did is unknown to the
+    /// terminal until it asks again.
+    MemoryFailure,
     /// `6700`: wrong length (Lc or Le).
     WrongLength,
     /// `6901`: command not accepted in the current state (e.g. DEBIT without INIT).
@@ -72,6 +75,7 @@ impl StatusWord {
             0x9000 => Ok,
             0x6100..=0x61FF => MoreData(sw as u8),
             0x6C00..=0x6CFF => WrongLe(sw as u8),
+            0x6581 => MemoryFailure,
             0x6700 => WrongLength,
             0x6901 => InvalidState,
             0x6981 => IncompatibleFile,
@@ -106,6 +110,7 @@ impl StatusWord {
             Ok => 0x9000,
             MoreData(n) => 0x6100 | u16::from(n),
             WrongLe(n) => 0x6C00 | u16::from(n),
+            MemoryFailure => 0x6581,
             WrongLength => 0x6700,
             InvalidState => 0x6901,
             IncompatibleFile => 0x6981,

@@ -26,7 +26,11 @@ pub struct Tlv<'a> {
 impl<'a> Tlv<'a> {
     /// True if bit 6 of the first tag byte marks a constructed element.
     pub fn is_constructed(&self) -> bool {
-        let first = if self.tag > 0xFF { (self.tag >> 8) as u8 } else { self.tag as u8 };
+        let first = if self.tag > 0xFF {
+            (self.tag >> 8) as u8
+        } else {
+            self.tag as u8
+        };
         first & 0x20 != 0
     }
 
@@ -70,8 +74,17 @@ impl<'a> Tlv<'a> {
             }
             _ => return Err(TlvError::BadLength(pos - 1)),
         };
-        let end = pos.checked_add(len).filter(|&e| e <= input.len()).ok_or(TlvError::Truncated(pos))?;
-        Ok((Tlv { tag, value: &input[pos..end] }, end))
+        let end = pos
+            .checked_add(len)
+            .filter(|&e| e <= input.len())
+            .ok_or(TlvError::Truncated(pos))?;
+        Ok((
+            Tlv {
+                tag,
+                value: &input[pos..end],
+            },
+            end,
+        ))
     }
 
     /// Finds the first element with `tag`, searching constructed elements depth-first.
@@ -132,6 +145,9 @@ mod tests {
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 }
