@@ -1,6 +1,9 @@
 //! `onecard`: the command-line front of the platform. Each subcommand group lives in its own
 //! module; this file only parses and dispatches.
 
+mod bench;
+mod card;
+mod demo;
 mod fare;
 mod trace;
 
@@ -15,6 +18,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Issue a sample card, load it, and ride one Beijing journey through the real protocol,
+    /// printing every APDU.
+    Demo,
+    /// Card files: personalise, show, serve to PC/SC through vpcd.
+    #[command(subcommand)]
+    Card(card::CardCommand),
     /// Fares: quote a trip, print a city's fare matrix, check a city file.
     #[command(subcommand)]
     Fare(fare::FareCommand),
@@ -28,6 +37,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Full compound exit taps per second in-process, against their crypto floor.
+    Tap {
+        /// Block cipher of the card.
+        #[arg(long, default_value = "3des", value_parser = ["3des", "sm4"])]
+        algorithm: String,
+        /// Taps to measure (in 5 rounds; the best round counts).
+        #[arg(long, default_value_t = 200_000)]
+        taps: u32,
+    },
     /// Fare engine: quotes per second, Beijing build time, peak RSS.
     Fare,
 }
@@ -35,9 +53,12 @@ enum Bench {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo => demo::run(),
+        Command::Card(c) => card::run(c),
         Command::Fare(c) => fare::run(c),
         Command::Trace(c) => trace::run(c),
         Command::Bench(b) => match b {
+            Bench::Tap { algorithm, taps } => bench::tap(&algorithm, taps),
             Bench::Fare => fare::bench_fare(),
         },
     }

@@ -8,6 +8,7 @@
 //! - [`Hsm`]: the host's module: load authorisation (MAC1 check, MAC2) and TAC verification.
 
 pub mod hsm;
+pub mod keyfile;
 pub mod keystore;
 pub mod psam;
 

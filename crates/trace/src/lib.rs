@@ -34,12 +34,11 @@
 //! crate only follows the sessions through the trace. MACs are compared in constant time
 //! ([`onecard_crypto::mac_eq`]), as a verifier fed attacker-made traces should.
 
-mod keys;
 mod report;
 mod trace;
 mod verify;
 
-pub use keys::{Keys, KeysError, MAX_KEYS_BYTES};
+pub use onecard_sam::keyfile::{Keys, KeysError, MAX_KEYS_BYTES};
 pub use report::{
     exit_code, Check, Family, Kind, Outcome, TxReport, EXIT_BAD, EXIT_OK, EXIT_UNREADABLE,
 };

@@ -9,7 +9,7 @@ use onecard_proto::commands::{
 };
 use onecard_proto::{hex, CommandRef, Fen, Response, StatusWord};
 
-use crate::keys::Keys;
+use onecard_sam::keyfile::Keys;
 use crate::report::{Check, Family, Kind, Outcome, TxReport};
 use crate::trace::{Direction, Entry, Trace};
 

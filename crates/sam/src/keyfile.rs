@@ -1,4 +1,6 @@
-//! KEYS.json: the card-level keys a trace is verified with.
+//! KEYS.json / MASTER.json: a key set in hex, as the CLI, the trace verifier and the
+//! personalisation machine read it (card-level keys, or an issuer's master keys in the same
+//! form).
 //!
 //! ```json
 //! {"load": "374598B5C0B0EAE1E1D06609AC5BB369",
@@ -7,15 +9,17 @@
 //!  "algorithm": "3des"}
 //! ```
 //!
-//! All three keys are required (16 bytes of hex each, spaces allowed); `algorithm` (`3des` or
-//! `sm4`) is optional and, when given, overrides the algorithm-id byte of every INIT response.
+//! All three keys are required (16 bytes of hex each, spaces allowed); `maintenance` (the
+//! application maintenance key for block, unblock and updates with MAC) is optional;
+//! `algorithm` (`3des` or `sm4`) is optional and, when given, overrides the algorithm-id byte
+//! of every INIT response.
 //! Unknown fields are an error, so a misspelt `"algoritm"` cannot be silently ignored.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use onecard_crypto::{Algorithm, Key16};
+use onecard_crypto::{Algorithm, Key16, KeySet};
 use onecard_proto::hex::{self, HexError};
 use serde::Deserialize;
 use thiserror::Error;
@@ -47,7 +51,7 @@ pub enum KeysError {
     /// A key that is not 16 bytes of hex.
     #[error("keys JSON: \"{field}\": {source}")]
     Key {
-        /// `load`, `purchase` or `tac`.
+        /// `load`, `purchase`, `tac` or `maintenance`.
         field: &'static str,
         /// What is wrong with it.
         source: HexError,
@@ -56,7 +60,7 @@ pub enum KeysError {
     #[error("keys file is not UTF-8 text")]
     NotUtf8,
     /// An `algorithm` other than `3des` or `sm4`.
-    #[error("keys JSON: \"algorithm\" must be \"3des\" or \"sm4\", not {0:?}")]
+    #[error("keys JSON: \"algorithm\" must be \"3des\" or \"sm4\", not {0}")]
     Algorithm(String),
 }
 
@@ -67,6 +71,8 @@ struct KeysJson {
     purchase: String,
     tac: String,
     #[serde(default)]
+    maintenance: Option<String>,
+    #[serde(default)]
     algorithm: Option<String>,
 }
 
@@ -75,6 +81,9 @@ impl Drop for KeysJson {
         self.load.zeroize();
         self.purchase.zeroize();
         self.tac.zeroize();
+        if let Some(m) = self.maintenance.as_mut() {
+            m.zeroize();
+        }
     }
 }
 
@@ -86,6 +95,8 @@ pub struct Keys {
     pub purchase: Key16,
     /// DTK: the TAC key.
     pub tac: Key16,
+    /// Application maintenance key, if given.
+    pub maintenance: Option<Key16>,
     /// Forces an algorithm instead of the INIT responses' algorithm-id byte.
     pub algorithm: Option<Algorithm>,
 }
@@ -112,15 +123,26 @@ impl Keys {
         let algorithm = match raw.algorithm.as_deref() {
             None => None,
             Some(name) => Some(
-                Algorithm::from_name(name).ok_or_else(|| KeysError::Algorithm(name.to_owned()))?,
+                Algorithm::from_name(name).ok_or_else(|| KeysError::Algorithm(format!("{name:?}")))?,
             ),
         };
         Ok(Keys {
             load: key("load", &raw.load)?,
             purchase: key("purchase", &raw.purchase)?,
             tac: key("tac", &raw.tac)?,
+            maintenance: raw.maintenance.as_deref().map(|m| key("maintenance", m)).transpose()?,
             algorithm,
         })
+    }
+
+    /// The keys as a [`KeySet`] for `algorithm` (the file's own `algorithm`, when present,
+    /// must agree).
+    pub fn into_key_set(self, algorithm: Algorithm) -> Result<KeySet, KeysError> {
+        if let Some(a) = self.algorithm.filter(|&a| a != algorithm) {
+            return Err(KeysError::Algorithm(format!("{} (the command asks for {})", a.name(), algorithm.name())));
+        }
+        let Keys { load, purchase, tac, maintenance, .. } = self;
+        Ok(KeySet { algorithm, load, purchase, tac, maintenance })
     }
 
     /// Reads and parses a KEYS.json file.

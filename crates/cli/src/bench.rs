@@ -1,0 +1,29 @@
+//! `onecard bench tap`.
+
+use anyhow::{Context, Result};
+use onecard_crypto::Algorithm;
+use serde_json::json;
+
+/// Runs the tap benchmark and prints its JSON line.
+pub fn tap(algorithm: &str, taps: u32) -> Result<()> {
+    let alg = Algorithm::from_name(algorithm).context("algorithm must be 3des or sm4")?;
+    let f = onecard_sim::bench::measure(alg, taps, 5)?;
+    let ratio = f.floor_taps_per_s / f.taps_per_s;
+    eprintln!(
+        "{} full compound exit taps ({}): {:.0} taps/s; crypto floor {:.0} taps/s; a tap costs {:.2}x its floor; {} APDUs per tap",
+        f.taps, algorithm, f.taps_per_s, f.floor_taps_per_s, ratio, f.apdus_per_tap
+    );
+    println!(
+        "{}",
+        json!({
+            "bench": "tap",
+            "algorithm": algorithm,
+            "taps": f.taps,
+            "taps_per_s": f.taps_per_s.round(),
+            "floor_taps_per_s": f.floor_taps_per_s.round(),
+            "tap_over_floor": (ratio * 1000.0).round() / 1000.0,
+            "apdus_per_tap": f.apdus_per_tap,
+        })
+    );
+    Ok(())
+}
