@@ -6,7 +6,7 @@
 
 use crate::keys::{CardKeys, PreparedKeys};
 use crate::random::RandomSource;
-use crate::state::{BlockState, CardState, Family, Proof, LOG_RECORDS, TRIP_LEN, TRIP_RECORDS};
+use crate::state::{BlockState, CardState, Family, Proof, TRIP_LEN};
 use crate::store::CardStore;
 use onecard_crypto::{line_mac, load_session_input, mac_eq, purchase_session_input, SessionKey};
 use onecard_proto::apdu::{CommandRef, MAX_RESPONSE_DATA};
@@ -77,6 +77,9 @@ pub struct VirtualCard<S: CardStore> {
     session: Session,
     challenge: Option<[u8; 8]>,
     commit_failures: u64,
+    /// FCIs, built when the 0x15 file changes rather than on every SELECT.
+    fci: Vec<u8>,
+    ppse_fci: Vec<u8>,
 }
 
 type Outcome = Result<Vec<u8>, Sw>;
@@ -89,7 +92,10 @@ impl<S: CardStore> VirtualCard<S> {
         store: S,
         rng: Box<dyn RandomSource>,
     ) -> VirtualCard<S> {
+        let (fci, ppse_fci) = (build_fci(&state), build_ppse_fci(&state));
         VirtualCard {
+            fci,
+            ppse_fci,
             prepared: PreparedKeys::new(&keys),
             keys,
             state,
@@ -165,12 +171,12 @@ impl<S: CardStore> VirtualCard<S> {
         );
         match self.store.persist(&self.keys, &new) {
             Ok(()) => {
-                self.state = new;
+                self.adopt(new);
                 Ok(())
             }
             Err(e) => {
                 if e.new_state_visible() {
-                    self.state = new;
+                    self.adopt(new);
                 }
                 self.commit_failures += 1;
                 Err(SW_MEMORY_FAILURE)
@@ -178,47 +184,23 @@ impl<S: CardStore> VirtualCard<S> {
         }
     }
 
-    fn aid(&self) -> &'static [u8] {
-        match self.state.family {
-            Family::TUnion => &T_UNION_AID,
-            Family::Mohurd => &MOHURD_AID,
+    fn adopt(&mut self, new: CardState) {
+        if new.app_info != self.state.app_info {
+            self.fci = build_fci(&new);
+            self.ppse_fci = build_ppse_fci(&new);
         }
+        self.state = new;
     }
 
-    fn fci(&self) -> Vec<u8> {
-        let mut a5 = Vec::with_capacity(40);
-        push_tlv(&mut a5, 0x9F08, &[self.state.app_info[9]]);
-        push_tlv(&mut a5, 0x9F0C, &self.state.app_info);
-        let mut inner = Vec::with_capacity(60);
-        push_tlv(&mut inner, 0x84, self.aid());
-        push_tlv(&mut inner, 0xA5, &a5);
-        let mut fci = Vec::with_capacity(64);
-        push_tlv(&mut fci, 0x6F, &inner);
-        fci
-    }
-
-    fn ppse_fci(&self) -> Vec<u8> {
-        let mut entry = Vec::new();
-        push_tlv(&mut entry, 0x4F, self.aid());
-        push_tlv(&mut entry, 0x50, b"T-UNION EP");
-        push_tlv(&mut entry, 0x87, &[0x01]);
-        let mut dir = Vec::new();
-        push_tlv(&mut dir, 0x61, &entry);
-        let mut a5 = Vec::new();
-        push_tlv(&mut a5, 0xBF0C, &dir);
-        let mut inner = Vec::new();
-        push_tlv(&mut inner, 0x84, PPSE);
-        push_tlv(&mut inner, 0xA5, &a5);
-        let mut fci = Vec::new();
-        push_tlv(&mut fci, 0x6F, &inner);
-        fci
+    fn aid(&self) -> &'static [u8] {
+        aid(self.state.family)
     }
 
     fn select_adf(&mut self) -> Outcome {
         self.selected = Selected::Adf;
         self.session = Session::Idle;
         match self.state.block {
-            BlockState::Active => Ok(self.fci()),
+            BlockState::Active => Ok(rsp(&self.fci)),
             // Real cards still return the FCI of a blocked application, with 6A81.
             _ => Err(Sw::FunctionNotSupported),
         }
@@ -257,7 +239,7 @@ impl<S: CardStore> VirtualCard<S> {
             CardCommand::SelectByName(name) => {
                 if name == PPSE && self.state.family == Family::TUnion {
                     self.selected = Selected::Ppse;
-                    Ok(self.ppse_fci())
+                    Ok(rsp(&self.ppse_fci))
                 } else if name == self.aid() {
                     self.select_adf()
                 } else {
@@ -276,7 +258,7 @@ impl<S: CardStore> VirtualCard<S> {
             CardCommand::GetBalance(purse) => {
                 self.need_adf()?;
                 self.need_ep(purse)?;
-                Ok(self.state.balance.to_be_bytes().to_vec())
+                Ok(rsp(&self.state.balance.to_be_bytes()))
             }
             CardCommand::InitLoad(purse, init) => self.init_load(purse, init),
             CardCommand::CreditLoad { date, time, mac2 } => self.credit_load(date, time, mac2),
@@ -297,13 +279,13 @@ impl<S: CardStore> VirtualCard<S> {
                     return Err(Sw::InsNotSupported);
                 }
                 self.need_adf()?;
-                Ok(self.security_code().to_vec())
+                Ok(rsp(&self.security_code()))
             }
             CardCommand::GetChallenge(n) => {
                 let mut c = [0u8; 8];
                 self.rng.fill(&mut c[..usize::from(n)]);
                 self.challenge = Some(c);
-                Ok(c[..usize::from(n)].to_vec())
+                Ok(rsp(&c[..usize::from(n)]))
             }
             CardCommand::ExternalAuthenticate { key_id, cryptogram } => {
                 self.need_adf()?;
@@ -413,9 +395,9 @@ impl<S: CardStore> VirtualCard<S> {
             .ok_or(SW_WRONG_OFFSET)?;
         let want = usize::from(len);
         if len == 256 || want == rest.len() {
-            Ok(rest.to_vec())
+            Ok(rsp(rest))
         } else if want < rest.len() {
-            Ok(rest[..want].to_vec())
+            Ok(rsp(&rest[..want]))
         } else {
             Err(Sw::WrongLe(rest.len() as u8))
         }
@@ -450,7 +432,7 @@ impl<S: CardStore> VirtualCard<S> {
             RecordSelector::One(n) => {
                 let r = records.get(usize::from(n) - 1).ok_or(Sw::RecordNotFound)?;
                 if len == 256 || usize::from(len) == r.len() {
-                    Ok(r.to_vec())
+                    Ok(rsp(r))
                 } else {
                     Err(Sw::WrongLe(r.len() as u8))
                 }
@@ -520,7 +502,7 @@ impl<S: CardStore> VirtualCard<S> {
             counter,
             key,
         });
-        Ok(InitLoadResponse {
+        Ok(rsp(&InitLoadResponse {
             balance: Fen::new(u64::from(balance)),
             online_counter: counter,
             key_version: self.keys.version,
@@ -528,8 +510,7 @@ impl<S: CardStore> VirtualCard<S> {
             random,
             mac1,
         }
-        .to_bytes()
-        .to_vec())
+        .to_bytes()))
     }
 
     fn credit_load(&mut self, date: [u8; 4], time: [u8; 3], mac2: [u8; 4]) -> Outcome {
@@ -576,14 +557,14 @@ impl<S: CardStore> VirtualCard<S> {
             d,
             t,
         );
-        CardState::push_cyclic(&mut new.log, LOG_RECORDS, rec);
+        new.log.push(rec);
         new.last_load = Some(Proof {
             counter: new.online_counter,
             mac2,
             tac,
         });
         self.commit(new)?;
-        Ok(tac.to_vec())
+        Ok(rsp(&tac))
     }
 
     fn init_purchase(&mut self, capp: bool, purse: Purse, init: InitData) -> Outcome {
@@ -609,7 +590,7 @@ impl<S: CardStore> VirtualCard<S> {
             random,
             cache: Vec::new(),
         });
-        Ok(InitPurchaseResponse {
+        Ok(rsp(&InitPurchaseResponse {
             balance: Fen::new(u64::from(balance)),
             offline_counter: counter,
             overdraft: 0,
@@ -617,8 +598,7 @@ impl<S: CardStore> VirtualCard<S> {
             algorithm: self.keys.algorithm.id(),
             random,
         }
-        .to_bytes()
-        .to_vec())
+        .to_bytes()))
     }
 
     fn update_capp_cache(&mut self, p1: u8, sfi: u8, record: &[u8]) -> Outcome {
@@ -735,7 +715,7 @@ impl<S: CardStore> VirtualCard<S> {
         new.balance = new_balance;
         new.offline_counter = ps.counter + 1;
         let rec = log_record(new.offline_counter, ps.amount, ty, ps.terminal, d, t);
-        CardState::push_cyclic(&mut new.log, LOG_RECORDS, rec);
+        new.log.push(rec);
         for c in ps.cache {
             match c.sfi {
                 sfi::PROCESS => {
@@ -746,7 +726,7 @@ impl<S: CardStore> VirtualCard<S> {
                 sfi::TRIPS => {
                     let mut r = [0u8; TRIP_LEN];
                     r.copy_from_slice(&c.record);
-                    CardState::push_cyclic(&mut new.trips, TRIP_RECORDS, r);
+                    new.trips.push(r);
                 }
                 _ => {
                     if let Some(slot) = new.compound.iter_mut().find(|r| r.id == c.id) {
@@ -766,7 +746,7 @@ impl<S: CardStore> VirtualCard<S> {
             new.last_purchase = proof;
         }
         self.commit(new)?;
-        let mut out = Vec::with_capacity(8);
+        let mut out = Vec::with_capacity(10);
         out.extend_from_slice(&tac);
         out.extend_from_slice(&mac2);
         Ok(out)
@@ -882,6 +862,49 @@ impl<S: CardStore> VirtualCard<S> {
     }
 }
 
+/// Response data with room for the status word, so appending it does not reallocate.
+fn rsp(data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(data.len() + 2);
+    v.extend_from_slice(data);
+    v
+}
+
+fn aid(family: Family) -> &'static [u8] {
+    match family {
+        Family::TUnion => &T_UNION_AID,
+        Family::Mohurd => &MOHURD_AID,
+    }
+}
+
+fn build_fci(state: &CardState) -> Vec<u8> {
+    let mut a5 = Vec::with_capacity(40);
+    push_tlv(&mut a5, 0x9F08, &[state.app_info[9]]);
+    push_tlv(&mut a5, 0x9F0C, &state.app_info);
+    let mut inner = Vec::with_capacity(60);
+    push_tlv(&mut inner, 0x84, aid(state.family));
+    push_tlv(&mut inner, 0xA5, &a5);
+    let mut fci = Vec::with_capacity(64);
+    push_tlv(&mut fci, 0x6F, &inner);
+    fci
+}
+
+fn build_ppse_fci(state: &CardState) -> Vec<u8> {
+    let mut entry = Vec::new();
+    push_tlv(&mut entry, 0x4F, aid(state.family));
+    push_tlv(&mut entry, 0x50, b"T-UNION EP");
+    push_tlv(&mut entry, 0x87, &[0x01]);
+    let mut dir = Vec::new();
+    push_tlv(&mut dir, 0x61, &entry);
+    let mut a5 = Vec::new();
+    push_tlv(&mut a5, 0xBF0C, &dir);
+    let mut inner = Vec::new();
+    push_tlv(&mut inner, 0x84, PPSE);
+    push_tlv(&mut inner, 0xA5, &a5);
+    let mut fci = Vec::new();
+    push_tlv(&mut fci, 0x6F, &inner);
+    fci
+}
+
 fn log_record(
     counter: u16,
     amount: u32,
@@ -936,7 +959,7 @@ impl<S: CardStore> SmartCard for VirtualCard<S> {
                     && self.selected == Selected::Adf
                     && command.get(1) == Some(&0xA4)
                 {
-                    self.fci()
+                    self.fci.clone()
                 } else {
                     Vec::with_capacity(2)
                 };

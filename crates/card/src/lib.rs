@@ -20,7 +20,7 @@ pub mod store;
 
 pub use applet::VirtualCard;
 pub use keys::CardKeys;
-pub use personalize::{personalize, Personalization, DEFAULT_MAX_BALANCE};
+pub use personalize::{personalize, Personalization, PersonalizeError, DEFAULT_MAX_BALANCE};
 pub use random::{OsRandom, RandomSource, SeededRandom};
 pub use state::{BlockState, CardState, Family, StateError};
 pub use store::{CardStore, CommitStep, FileStore, SimStore, StoreError, VolatileStore};

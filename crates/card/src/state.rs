@@ -97,9 +97,9 @@ pub struct CardState {
     /// T-Union SFI 0x1A records, record number = index + 1 (metro, bus).
     pub process: [[u8; PROCESS_RECORD_LEN]; 2],
     /// SFI 0x1E trip log, newest first.
-    pub trips: Vec<[u8; TRIP_LEN]>,
+    pub trips: Cyclic<TRIP_LEN, TRIP_RECORDS>,
     /// SFI 0x18 transaction log, newest first.
-    pub log: Vec<[u8; LOG_LEN]>,
+    pub log: Cyclic<LOG_LEN, LOG_RECORDS>,
     /// Balance in fen.
     pub balance: u32,
     /// The most the balance may hold (Part A, decision 11).
@@ -124,15 +124,46 @@ impl CardState {
     pub fn info(&self) -> Result<AppInfo, LayoutError> {
         AppInfo::parse(&self.app_info)
     }
+}
 
-    /// Appends a record to a newest-first cyclic file of `cap` records.
-    pub(crate) fn push_cyclic<const N: usize>(
-        file: &mut Vec<[u8; N]>,
-        cap: usize,
-        record: [u8; N],
-    ) {
-        file.insert(0, record);
-        file.truncate(cap);
+/// A cyclic record file (0x18, 0x1E) held inline, so copying a card state for a commit costs
+/// no allocation: record 1 is the newest, and the oldest falls off when the file is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cyclic<const N: usize, const CAP: usize> {
+    records: [[u8; N]; CAP],
+    len: usize,
+}
+
+impl<const N: usize, const CAP: usize> Default for Cyclic<N, CAP> {
+    fn default() -> Self {
+        Cyclic {
+            records: [[0; N]; CAP],
+            len: 0,
+        }
+    }
+}
+
+impl<const N: usize, const CAP: usize> Cyclic<N, CAP> {
+    /// Appends `record` as the newest (record 1).
+    pub fn push(&mut self, record: [u8; N]) {
+        self.records.copy_within(0..CAP - 1, 1);
+        self.records[0] = record;
+        self.len = (self.len + 1).min(CAP);
+    }
+
+    /// Records held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if no record was ever written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Records, newest first.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8; N]> {
+        self.records[..self.len].iter()
     }
 }
 
@@ -364,12 +395,28 @@ pub fn decode(b: &[u8]) -> Result<(CardKeys, CardState), StateError> {
     if n > TRIP_RECORDS {
         return Err(StateError::Invalid("too many trip records"));
     }
-    let trips = (0..n).map(|_| r.arr()).collect::<Result<Vec<_>, _>>()?;
+    let mut trips = Cyclic::default();
+    for rec in (0..n)
+        .map(|_| r.arr())
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .rev()
+    {
+        trips.push(rec);
+    }
     let n = usize::from(r.u8()?);
     if n > LOG_RECORDS {
         return Err(StateError::Invalid("too many log records"));
     }
-    let log = (0..n).map(|_| r.arr()).collect::<Result<Vec<_>, _>>()?;
+    let mut log = Cyclic::default();
+    for rec in (0..n)
+        .map(|_| r.arr())
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .rev()
+    {
+        log.push(rec);
+    }
     let state = CardState {
         family,
         app_info,

@@ -2,7 +2,10 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use onecard_card::{personalize, state, CardKeys, Family, FileStore, OsRandom, Personalization, VirtualCard, DEFAULT_MAX_BALANCE};
+use onecard_card::{
+    personalize, state, CardKeys, Family, FileStore, OsRandom, Personalization, VirtualCard,
+    DEFAULT_MAX_BALANCE,
+};
 use onecard_crypto::Algorithm;
 use onecard_proto::files::{LogRecord, MetroRecord, TripRecord};
 use onecard_proto::hex;
@@ -16,7 +19,7 @@ use std::sync::atomic::AtomicBool;
 #[derive(Subcommand)]
 pub enum CardCommand {
     /// Issue a new card file with an empty purse.
-    Personalize(PersonalizeArgs),
+    Personalize(Box<PersonalizeArgs>),
     /// Print a card file as JSON.
     Show {
         /// The card file.
@@ -48,7 +51,11 @@ pub struct PersonalizeArgs {
     #[arg(long)]
     serial: String,
     /// Card-level keys: {"load", "purchase", "tac"[, "maintenance"]} in hex.
-    #[arg(long, conflicts_with = "master_keys", required_unless_present = "master_keys")]
+    #[arg(
+        long,
+        conflicts_with = "master_keys",
+        required_unless_present = "master_keys"
+    )]
     keys: Option<PathBuf>,
     /// Issuer master keys in the same form; card keys are derived (issuer level, then card).
     #[arg(long)]
@@ -73,7 +80,7 @@ pub struct PersonalizeArgs {
 /// Runs a card subcommand.
 pub fn run(cmd: CardCommand) -> Result<()> {
     match cmd {
-        CardCommand::Personalize(a) => personalize_cmd(a),
+        CardCommand::Personalize(a) => personalize_cmd(*a),
         CardCommand::Show { card } => {
             println!("{}", serde_json::to_string_pretty(&show(&card)?)?);
             Ok(())
@@ -83,12 +90,17 @@ pub fn run(cmd: CardCommand) -> Result<()> {
 }
 
 fn parse_date(s: &str) -> Result<Date> {
-    let n: u32 = s.parse().with_context(|| format!("{s:?} is not a YYYYMMDD date"))?;
-    Date::new((n / 10000) as u16, (n / 100 % 100) as u8, (n % 100) as u8).map_err(|e| anyhow::anyhow!("{s}: {e}"))
+    let n: u32 = s
+        .parse()
+        .with_context(|| format!("{s:?} is not a YYYYMMDD date"))?;
+    Date::new((n / 10000) as u16, (n / 100 % 100) as u8, (n % 100) as u8)
+        .map_err(|e| anyhow::anyhow!("{s}: {e}"))
 }
 
 fn today_utc() -> Result<Date> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).context("clock before 1970")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("clock before 1970")?;
     Date::from_days_since_epoch((now.as_secs() / 86400) as i64).context("date out of range")
 }
 
@@ -106,20 +118,39 @@ fn personalize_cmd(a: PersonalizeArgs) -> Result<()> {
     };
     let expiry = match &a.expiry {
         Some(s) => parse_date(s)?,
-        None => Date::new(start.year + 10, start.month, start.day.min(28)).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => Date::new(start.year + 10, start.month, start.day.min(28))
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
     };
-    let max_balance = a.max_balance_fen.map(Fen::new).unwrap_or(DEFAULT_MAX_BALANCE);
-    let state = personalize(&Personalization { family, issuer, serial, start, expiry, max_balance })?;
+    let max_balance = a
+        .max_balance_fen
+        .map(Fen::new)
+        .unwrap_or(DEFAULT_MAX_BALANCE);
+    let state = personalize(&Personalization {
+        family,
+        issuer,
+        serial,
+        start,
+        expiry,
+        max_balance,
+    })?;
     let mut factor = [0u8; 8];
     factor.copy_from_slice(&serial[2..]);
     let set = match (&a.keys, &a.master_keys) {
         (Some(p), _) => Keys::read(p)?.into_key_set(algorithm)?,
-        (None, Some(p)) => Keys::read(p)?.into_key_set(algorithm)?.derive(issuer, factor),
+        (None, Some(p)) => Keys::read(p)?
+            .into_key_set(algorithm)?
+            .derive(issuer, factor),
         (None, None) => bail!("give --keys or --master-keys"),
     };
     let keys = CardKeys::from_set(set, onecard_sam::KEY_VERSION);
-    FileStore::create(&a.out, &keys, &state).with_context(|| format!("writing {}", a.out.display()))?;
-    eprintln!("personalised {} card {} into {}", family.name(), a.serial, a.out.display());
+    FileStore::create(&a.out, &keys, &state)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "personalised {} card {} into {}",
+        family.name(),
+        a.serial,
+        a.out.display()
+    );
     Ok(())
 }
 
@@ -146,7 +177,11 @@ pub fn show(path: &Path) -> Result<Value> {
     let log: Vec<Value> = s
         .log
         .iter()
-        .map(|b| LogRecord::parse(b).map(|r| log_json(&r)).unwrap_or_else(|e| json!({ "raw": hex::encode(b), "error": e.to_string() })))
+        .map(|b| {
+            LogRecord::parse(b)
+                .map(|r| log_json(&r))
+                .unwrap_or_else(|e| json!({ "raw": hex::encode(b), "error": e.to_string() }))
+        })
         .collect();
     let trips: Vec<Value> = s
         .trips
@@ -203,7 +238,8 @@ impl onecard_vpcd::Hooks for LogEvents {
 }
 
 fn vpcd(path: &Path, port: u16) -> Result<()> {
-    let (store, keys, state) = FileStore::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let (store, keys, state) =
+        FileStore::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut card = VirtualCard::new(keys, state, store, Box::new(OsRandom));
     let config = onecard_vpcd::ServeConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     let stop = AtomicBool::new(false);

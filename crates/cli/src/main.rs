@@ -10,7 +10,11 @@ mod trace;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "onecard", version, about = "A city's transit e-purse in a phone: card, terminals, fares")]
+#[command(
+    name = "onecard",
+    version,
+    about = "A city's transit e-purse in a phone: card, terminals, fares"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

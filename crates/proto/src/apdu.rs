@@ -185,6 +185,17 @@ impl Response {
         })
     }
 
+    /// Splits wire bytes into data and status word, reusing the buffer.
+    pub fn from_vec(mut bytes: Vec<u8>) -> Result<Response, ApduError> {
+        if bytes.len() < 2 {
+            return Err(ApduError::ResponseTooShort);
+        }
+        let n = bytes.len() - 2;
+        let sw = StatusWord::from_u16(u16::from_be_bytes([bytes[n], bytes[n + 1]]));
+        bytes.truncate(n);
+        Ok(Response { data: bytes, sw })
+    }
+
     /// A response with only a status word.
     pub fn status(sw: StatusWord) -> Response {
         Response {

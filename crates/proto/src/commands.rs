@@ -371,81 +371,108 @@ impl<'a> CardCommand<'a> {
 
     /// The command APDU a terminal sends for this command, with the Le real terminals use.
     pub fn to_command(&self) -> Command {
-        let le8 = |n: u16| Some(n);
-        let init = |p1: u8, p2: u8, i: &InitData, le: u16| {
+        let mut bytes = Vec::with_capacity(64);
+        self.encode_into(&mut bytes);
+        let c = CommandRef::parse(&bytes).expect("encode_into writes a well-formed short APDU");
+        Command::new(c.cla, c.ins, c.p1, c.p2, c.data, c.le)
+    }
+
+    /// Appends the wire form of the command to `out`, without intermediate buffers (the tap
+    /// path encodes every command through here).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut head = |cla: u8, ins: u8, p1: u8, p2: u8, parts: &[&[u8]], le: Option<u16>| {
+            out.extend_from_slice(&[cla, ins, p1, p2]);
+            let lc: usize = parts.iter().map(|p| p.len()).sum();
+            debug_assert!(lc <= crate::apdu::MAX_LC, "command data over 255 bytes");
+            if lc > 0 {
+                out.push(lc as u8);
+                parts.iter().for_each(|p| out.extend_from_slice(p));
+            }
+            if let Some(le) = le {
+                out.push(le as u8); // 256 encodes as 00
+            }
+        };
+        let init_data = |i: &InitData| {
             let mut d = [0u8; 11];
             d[0] = i.key_index;
             d[1..5].copy_from_slice(&i.amount.to_card_bytes().unwrap_or([0xFF; 4]));
             d[5..11].copy_from_slice(&i.terminal);
-            Command::new(0x80, 0x50, p1, p2, &d, Some(le))
+            d
         };
         match *self {
-            CardCommand::SelectByName(name) => Command::new(0x00, 0xA4, 0x04, 0x00, name, le8(256)),
+            CardCommand::SelectByName(name) => head(0x00, 0xA4, 0x04, 0x00, &[name], Some(256)),
             CardCommand::SelectByFid(fid) => {
-                Command::new(0x00, 0xA4, 0x00, 0x00, &fid.to_be_bytes(), None)
+                head(0x00, 0xA4, 0x00, 0x00, &[&fid.to_be_bytes()], None)
             }
             CardCommand::ReadBinary { sfi, offset, len } => {
-                Command::new(0x00, 0xB0, 0x80 | sfi, offset, &[], le8(len))
+                head(0x00, 0xB0, 0x80 | sfi, offset, &[], Some(len))
             }
             CardCommand::ReadRecord { sfi, selector, len } => {
                 let (p1, low) = match selector {
                     RecordSelector::One(r) => (r, 4),
                     RecordSelector::AllFrom(r) => (r, 5),
                 };
-                Command::new(0x00, 0xB2, p1, sfi << 3 | low, &[], le8(len))
+                head(0x00, 0xB2, p1, sfi << 3 | low, &[], Some(len))
             }
-            CardCommand::GetBalance(p) => Command::new(0x80, 0x5C, 0x00, p as u8, &[], le8(4)),
-            CardCommand::InitLoad(p, ref i) => init(0x00, p as u8, i, 16),
-            CardCommand::InitPurchase(p, ref i) => init(0x01, p as u8, i, 15),
-            CardCommand::InitCappPurchase(ref i) => init(0x03, 0x02, i, 15),
+            CardCommand::GetBalance(p) => head(0x80, 0x5C, 0x00, p as u8, &[], Some(4)),
+            CardCommand::InitLoad(p, ref i) => {
+                head(0x80, 0x50, 0x00, p as u8, &[&init_data(i)], Some(16))
+            }
+            CardCommand::InitPurchase(p, ref i) => {
+                head(0x80, 0x50, 0x01, p as u8, &[&init_data(i)], Some(15))
+            }
+            CardCommand::InitCappPurchase(ref i) => {
+                head(0x80, 0x50, 0x03, 0x02, &[&init_data(i)], Some(15))
+            }
             CardCommand::CreditLoad { date, time, mac2 } => {
-                let d: Vec<u8> = [&date[..], &time, &mac2].concat();
-                Command::new(0x80, 0x52, 0, 0, &d, le8(4))
+                head(0x80, 0x52, 0, 0, &[&date, &time, &mac2], Some(4))
             }
             CardCommand::Debit {
                 terminal_serial,
                 date,
                 time,
                 mac1,
-            } => {
-                let d: Vec<u8> = [&terminal_serial[..], &date, &time, &mac1].concat();
-                Command::new(0x80, 0x54, 0x01, 0x00, &d, le8(8))
-            }
+            } => head(
+                0x80,
+                0x54,
+                0x01,
+                0x00,
+                &[&terminal_serial, &date, &time, &mac1],
+                Some(8),
+            ),
             CardCommand::UpdateCappCache { p1, sfi, record } => {
-                Command::new(0x80, 0xDC, p1, sfi << 3, record, None)
+                head(0x80, 0xDC, p1, sfi << 3, &[record], None)
             }
-            CardCommand::GetTransactionProve { tx_type, counter } => {
-                Command::new(0x80, 0x5A, 0x00, tx_type, &counter.to_be_bytes(), le8(8))
-            }
-            CardCommand::GetMessage => Command::new(0x80, 0xCA, 0, 0, &[], le8(9)),
-            CardCommand::GetChallenge(n) => Command::new(0x00, 0x84, 0, 0, &[], le8(n)),
+            CardCommand::GetTransactionProve { tx_type, counter } => head(
+                0x80,
+                0x5A,
+                0x00,
+                tx_type,
+                &[&counter.to_be_bytes()],
+                Some(8),
+            ),
+            CardCommand::GetMessage => head(0x80, 0xCA, 0, 0, &[], Some(9)),
+            CardCommand::GetChallenge(n) => head(0x00, 0x84, 0, 0, &[], Some(n)),
             CardCommand::ExternalAuthenticate { key_id, cryptogram } => {
-                Command::new(0x00, 0x82, 0, key_id, &cryptogram, None)
+                head(0x00, 0x82, 0, key_id, &[&cryptogram], None)
             }
-            CardCommand::Verify(pin) => Command::new(0x00, 0x20, 0, 0, pin, None),
+            CardCommand::Verify(pin) => head(0x00, 0x20, 0, 0, &[pin], None),
             CardCommand::AppBlock { permanent, mac } => {
-                Command::new(0x84, 0x1E, 0, u8::from(permanent), &mac, None)
+                head(0x84, 0x1E, 0, u8::from(permanent), &[&mac], None)
             }
-            CardCommand::AppUnblock(mac) => Command::new(0x84, 0x18, 0, 0, &mac, None),
+            CardCommand::AppUnblock(mac) => head(0x84, 0x18, 0, 0, &[&mac], None),
             CardCommand::UpdateBinary {
                 sfi,
                 offset,
                 data,
                 mac,
-            } => Command::new(0x04, 0xD6, 0x80 | sfi, offset, &[data, &mac].concat(), None),
+            } => head(0x04, 0xD6, 0x80 | sfi, offset, &[data, &mac], None),
             CardCommand::UpdateRecord {
                 sfi,
                 record,
                 data,
                 mac,
-            } => Command::new(
-                0x04,
-                0xDC,
-                record,
-                sfi << 3 | 4,
-                &[data, &mac].concat(),
-                None,
-            ),
+            } => head(0x04, 0xDC, record, sfi << 3 | 4, &[data, &mac], None),
         }
     }
 }

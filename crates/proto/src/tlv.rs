@@ -36,14 +36,28 @@ impl<'a> Tlv<'a> {
 
     /// Parses every element at this level of `input`.
     pub fn parse_all(input: &'a [u8]) -> Result<Vec<Tlv<'a>>, TlvError> {
-        let mut out = Vec::new();
+        Tlv::iter(input).collect()
+    }
+
+    /// The elements at this level of `input`, parsed lazily; iteration ends after the first
+    /// error.
+    pub fn iter(input: &'a [u8]) -> impl Iterator<Item = Result<Tlv<'a>, TlvError>> + 'a {
         let mut pos = 0;
-        while pos < input.len() {
-            let (tlv, next) = Tlv::parse_one(input, pos)?;
-            out.push(tlv);
-            pos = next;
-        }
-        Ok(out)
+        std::iter::from_fn(move || {
+            if pos >= input.len() {
+                return None;
+            }
+            match Tlv::parse_one(input, pos) {
+                Ok((tlv, next)) => {
+                    pos = next;
+                    Some(Ok(tlv))
+                }
+                Err(e) => {
+                    pos = input.len();
+                    Some(Err(e))
+                }
+            }
+        })
     }
 
     fn parse_one(input: &'a [u8], mut pos: usize) -> Result<(Tlv<'a>, usize), TlvError> {
@@ -89,7 +103,8 @@ impl<'a> Tlv<'a> {
 
     /// Finds the first element with `tag`, searching constructed elements depth-first.
     pub fn find(input: &'a [u8], tag: u16) -> Result<Option<&'a [u8]>, TlvError> {
-        for tlv in Tlv::parse_all(input)? {
+        for tlv in Tlv::iter(input) {
+            let tlv = tlv?;
             if tlv.tag == tag {
                 return Ok(Some(tlv.value));
             }

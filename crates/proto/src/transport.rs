@@ -27,9 +27,10 @@ pub trait CardTransport {
 
     /// Sends a typed command and parses the response.
     fn exchange(&mut self, command: &CardCommand<'_>) -> Result<Response, TransportError> {
-        let bytes = command.to_command().to_bytes();
+        let mut bytes = Vec::with_capacity(64);
+        command.encode_into(&mut bytes);
         let rsp = self.transmit(&bytes)?;
-        Ok(Response::parse(&rsp)?)
+        Ok(Response::from_vec(rsp)?)
     }
 }
 

@@ -123,14 +123,19 @@ impl Keys {
         let algorithm = match raw.algorithm.as_deref() {
             None => None,
             Some(name) => Some(
-                Algorithm::from_name(name).ok_or_else(|| KeysError::Algorithm(format!("{name:?}")))?,
+                Algorithm::from_name(name)
+                    .ok_or_else(|| KeysError::Algorithm(format!("{name:?}")))?,
             ),
         };
         Ok(Keys {
             load: key("load", &raw.load)?,
             purchase: key("purchase", &raw.purchase)?,
             tac: key("tac", &raw.tac)?,
-            maintenance: raw.maintenance.as_deref().map(|m| key("maintenance", m)).transpose()?,
+            maintenance: raw
+                .maintenance
+                .as_deref()
+                .map(|m| key("maintenance", m))
+                .transpose()?,
             algorithm,
         })
     }
@@ -139,10 +144,26 @@ impl Keys {
     /// must agree).
     pub fn into_key_set(self, algorithm: Algorithm) -> Result<KeySet, KeysError> {
         if let Some(a) = self.algorithm.filter(|&a| a != algorithm) {
-            return Err(KeysError::Algorithm(format!("{} (the command asks for {})", a.name(), algorithm.name())));
+            return Err(KeysError::Algorithm(format!(
+                "{} (the command asks for {})",
+                a.name(),
+                algorithm.name()
+            )));
         }
-        let Keys { load, purchase, tac, maintenance, .. } = self;
-        Ok(KeySet { algorithm, load, purchase, tac, maintenance })
+        let Keys {
+            load,
+            purchase,
+            tac,
+            maintenance,
+            ..
+        } = self;
+        Ok(KeySet {
+            algorithm,
+            load,
+            purchase,
+            tac,
+            maintenance,
+        })
     }
 
     /// Reads and parses a KEYS.json file.

@@ -3,6 +3,7 @@
 
 use onecard_crypto::{line_mac, Algorithm, CardKey, Key16, KeySet, KeyUsage, SessionKey};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 use thiserror::Error;
 
@@ -85,7 +86,32 @@ struct Source {
 pub struct SoftwareKeyStore {
     issuers: HashMap<[u8; 8], Source>,
     any_issuer: Option<Source>,
-    cache: Mutex<HashMap<(CardRef, KeyUsage), std::sync::Arc<CardKey>>>,
+    cache: Mutex<KeyCache>,
+}
+
+type KeyCache = HashMap<(CardRef, KeyUsage), std::sync::Arc<CardKey>, BuildHasherDefault<Fnv>>;
+
+/// FNV-1a: card references are not attacker-chosen hash-flooding material (they come from cards
+/// whose MACs must verify), and SipHash would cost more than the lookup it protects.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
 }
 
 impl SoftwareKeyStore {
@@ -94,7 +120,7 @@ impl SoftwareKeyStore {
         SoftwareKeyStore {
             issuers: HashMap::new(),
             any_issuer: None,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::default()),
         }
     }
 
@@ -128,7 +154,7 @@ impl SoftwareKeyStore {
                 keys,
                 master: false,
             }),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::default()),
         }
     }
 

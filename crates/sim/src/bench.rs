@@ -7,10 +7,10 @@
 
 use crate::sample::{sample_card, sample_master_keys, SAMPLE_ISSUER};
 use onecard_card::{Family, SeededRandom, VirtualCard, VolatileStore};
-use onecard_crypto::{purchase_session_input, Algorithm, CardKey, KeyUsage, SessionKey};
+use onecard_crypto::{purchase_session_input, Algorithm, CardKey, SessionKey};
 use onecard_proto::files::{sfi, JourneyStatus, MetroRecord, TripRecord};
 use onecard_proto::{Date, DateTime, Fen, InProcess, Time};
-use onecard_sam::{Hsm, KeyRequest, KeyStore, MemorySerials, Psam, SoftwareKeyStore};
+use onecard_sam::{Hsm, MemorySerials, Psam, SoftwareKeyStore};
 use onecard_terminal::{CappRecord, CardSession, PurchaseOutcome, TerminalError};
 use std::hint::black_box;
 use std::sync::Arc;
@@ -53,8 +53,21 @@ pub enum BenchError {
 impl TapBench {
     /// A bench for `algorithm` on a T-Union card.
     pub fn new(algorithm: Algorithm) -> Result<TapBench, BenchError> {
-        let keys = Arc::new(SoftwareKeyStore::new().with_issuer(SAMPLE_ISSUER, sample_master_keys(algorithm)));
-        let when = DateTime { date: Date { year: 2026, month: 11, day: 25 }, time: Time { hour: 8, minute: 30, second: 0 } };
+        let keys = Arc::new(
+            SoftwareKeyStore::new().with_issuer(SAMPLE_ISSUER, sample_master_keys(algorithm)),
+        );
+        let when = DateTime {
+            date: Date {
+                year: 2026,
+                month: 11,
+                day: 25,
+            },
+            time: Time {
+                hour: 8,
+                minute: 30,
+                second: 0,
+            },
+        };
         let mut metro = MetroRecord::empty();
         metro.status = JourneyStatus::Exited;
         metro.exit_time = Some(when);
@@ -72,17 +85,37 @@ impl TapBench {
             acquirer_institution: [0; 8],
         };
         let records = vec![
-            CappRecord { p1: 1, sfi: sfi::PROCESS, image: metro.to_bytes().to_vec() },
-            CappRecord { p1: 0, sfi: sfi::TRIPS, image: trip.to_bytes().to_vec() },
+            CappRecord {
+                p1: 1,
+                sfi: sfi::PROCESS,
+                image: metro.to_bytes().to_vec(),
+            },
+            CappRecord {
+                p1: 0,
+                sfi: sfi::TRIPS,
+                image: trip.to_bytes().to_vec(),
+            },
         ];
         let psam = Psam::new(GATE, keys, MemorySerials(1));
-        Ok(TapBench { algorithm, psam, link: None, taps_on_card: 0, records, when })
+        Ok(TapBench {
+            algorithm,
+            psam,
+            link: None,
+            taps_on_card: 0,
+            records,
+            when,
+        })
     }
 
     /// Issues a fresh card holding enough money for [`TAPS_PER_CARD`] taps.
     fn fresh_card(&mut self) -> Result<Link, BenchError> {
-        let (keys, state) = sample_card(Family::TUnion, self.algorithm, SERIAL, Fen::new(onecard_proto::money::MAX_CARD_FEN))
-            .map_err(|e| BenchError::Fixture(e.to_string()))?;
+        let (keys, state) = sample_card(
+            Family::TUnion,
+            self.algorithm,
+            SERIAL,
+            Fen::new(onecard_proto::money::MAX_CARD_FEN),
+        )
+        .map_err(|e| BenchError::Fixture(e.to_string()))?;
         let card = VirtualCard::new(keys, state, VolatileStore, Box::new(SeededRandom::new(7)));
         let mut s = CardSession::open(InProcess(card))?;
         let hsm = Hsm::new(self.psam.keys().clone());
@@ -97,9 +130,13 @@ impl TapBench {
             self.link = Some(self.fresh_card()?);
             self.taps_on_card = 0;
         }
-        let Some(link) = self.link.as_mut() else { return Err(BenchError::Tap("no card")) };
+        let Some(link) = self.link.as_mut() else {
+            return Err(BenchError::Tap("no card"));
+        };
         let mut s = CardSession::open(link)?;
-        let metro = s.read_record(sfi::PROCESS, 1)?.ok_or(BenchError::Tap("no metro record"))?;
+        let metro = s
+            .read_record(sfi::PROCESS, 1)?
+            .ok_or(BenchError::Tap("no metro record"))?;
         black_box(MetroRecord::parse(&metro).map_err(|_| BenchError::Tap("metro record"))?);
         match s.purchase(&mut self.psam, TAP_FARE, self.when, Some(&self.records))? {
             PurchaseOutcome::Done(r) if r.mac2_verified => {}
@@ -124,8 +161,8 @@ impl TapBench {
 pub struct CryptoFloor {
     card_dpk: CardKey,
     card_tac: SessionKey,
-    psam_keys: Arc<SoftwareKeyStore>,
-    req: KeyRequest,
+    /// The PSAM's derived card key, prepared as its key store caches it.
+    psam_dpk: CardKey,
 }
 
 impl CryptoFloor {
@@ -135,14 +172,11 @@ impl CryptoFloor {
         let mut factor = [0u8; 8];
         factor.copy_from_slice(&SERIAL[2..]);
         let card = master.derive(SAMPLE_ISSUER, factor);
-        let psam_keys = Arc::new(SoftwareKeyStore::new().with_issuer(SAMPLE_ISSUER, master));
-        let req = KeyRequest {
-            card: onecard_sam::CardRef { issuer: SAMPLE_ISSUER, card_factor: factor },
-            usage: KeyUsage::Purchase,
-            algorithm,
-            version: 1,
-        };
-        Ok(CryptoFloor { card_dpk: CardKey::new(algorithm, &card.purchase), card_tac: SessionKey::tac(algorithm, &card.tac), psam_keys, req })
+        Ok(CryptoFloor {
+            card_dpk: CardKey::new(algorithm, &card.purchase),
+            card_tac: SessionKey::tac(algorithm, &card.tac),
+            psam_dpk: CardKey::new(algorithm, &card.purchase),
+        })
     }
 
     /// One tap's cryptography: PSAM session key + MAC1 + MAC2 check; card session key + MAC1
@@ -155,7 +189,7 @@ impl CryptoFloor {
         let mac1_input = [0u8; 18];
         let tac_input = [0u8; 22];
         // PSAM side.
-        let psam = self.psam_keys.session_key(&self.req, input).map_err(|e| BenchError::Fixture(e.to_string()))?;
+        let psam = self.psam_dpk.session_key(input);
         let mac1 = psam.mac(&mac1_input);
         // Card side.
         let card = self.card_dpk.session_key(input);

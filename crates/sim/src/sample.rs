@@ -13,7 +13,13 @@ pub const SAMPLE_ISSUER: [u8; 8] = [0x01, 0x01, 0x10, 0x00, 0xFF, 0xFF, 0xFF, 0x
 /// mistake them for secrets.
 pub fn sample_master_keys(algorithm: Algorithm) -> KeySet {
     let k = |b: u8| Key16::from_bytes([b; 16]);
-    KeySet { algorithm, load: k(0x11), purchase: k(0x22), tac: k(0x33), maintenance: Some(k(0x44)) }
+    KeySet {
+        algorithm,
+        load: k(0x11),
+        purchase: k(0x22),
+        tac: k(0x33),
+        maintenance: Some(k(0x44)),
+    }
 }
 
 /// A card personalised from the sample issuer: its keys and its fresh state.
@@ -27,12 +33,23 @@ pub fn sample_card(
         family,
         issuer: SAMPLE_ISSUER,
         serial,
-        start: Date { year: 2025, month: 1, day: 1 },
-        expiry: Date { year: 2035, month: 12, day: 31 },
+        start: Date {
+            year: 2025,
+            month: 1,
+            day: 1,
+        },
+        expiry: Date {
+            year: 2035,
+            month: 12,
+            day: 31,
+        },
         max_balance,
     })?;
     let mut factor = [0u8; 8];
     factor.copy_from_slice(&serial[2..]);
-    let keys = CardKeys::from_set(sample_master_keys(algorithm).derive(SAMPLE_ISSUER, factor), 1);
+    let keys = CardKeys::from_set(
+        sample_master_keys(algorithm).derive(SAMPLE_ISSUER, factor),
+        1,
+    );
     Ok((keys, state))
 }

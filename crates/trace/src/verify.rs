@@ -9,9 +9,9 @@ use onecard_proto::commands::{
 };
 use onecard_proto::{hex, CommandRef, Fen, Response, StatusWord};
 
-use onecard_sam::keyfile::Keys;
 use crate::report::{Check, Family, Kind, Outcome, TxReport};
 use crate::trace::{Direction, Entry, Trace};
+use onecard_sam::keyfile::Keys;
 
 /// A command and the response the card finally gave to it, with `61xx` / GET RESPONSE folded in.
 struct Exchange<'a> {
