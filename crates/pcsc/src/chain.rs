@@ -29,10 +29,8 @@ where
     for _ in 0..MAX_EXCHANGES {
         let rsp = raw(&next)?;
         let Some((sw1, sw2)) = status(&rsp) else {
-            return Err(TransportError::Reader(format!(
-                "card answered {} byte(s), fewer than a status word",
-                rsp.len()
-            )));
+            // No status word: the card never answered (see `PcscTransport::transmit`).
+            return Err(TransportError::CardLost);
         };
         let body = &rsp[..rsp.len() - 2];
         match sw1 {
@@ -206,10 +204,14 @@ mod tests {
     }
 
     #[test]
-    fn short_answers_are_errors_and_errors_propagate() {
+    fn short_answers_are_lost_answers_and_errors_propagate() {
         assert!(matches!(
             exchange(|_: &[u8]| Ok(vec![0x90]), &[0, 0xA4, 0, 0]),
-            Err(TransportError::Reader(_))
+            Err(TransportError::CardLost)
+        ));
+        assert!(matches!(
+            exchange(|_: &[u8]| Ok(Vec::new()), &[0, 0xA4, 0, 0]),
+            Err(TransportError::CardLost)
         ));
         assert!(matches!(
             exchange(|_: &[u8]| Err(TransportError::CardLost), &[0, 0xA4, 0, 0]),

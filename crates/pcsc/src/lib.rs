@@ -224,8 +224,15 @@ fn card_ready(state: State) -> bool {
 
 /// A connected card. Each [`CardTransport::transmit`] is one command, with T=0 response
 /// chaining resolved (see [`chain`]).
+///
+/// Dropping it disconnects with a card reset, ending any card-side session so the next
+/// client starts clean, except after the card was lost: resetting a card that is gone fails
+/// and leaves pcscd believing the slot empty while its reader driver still sees a card, so
+/// the card is then left alone and pcscd notices the removal on its own.
 pub struct PcscTransport {
-    card: pcsc::Card,
+    /// Always `Some` until dropped or disconnected.
+    card: Option<pcsc::Card>,
+    lost: bool,
     reader: String,
     protocol: Protocol,
     atr: Vec<u8>,
@@ -297,7 +304,8 @@ impl PcscTransport {
             _ => Protocol::Raw,
         };
         Ok(PcscTransport {
-            card,
+            card: Some(card),
+            lost: false,
             reader: reader.to_string(),
             protocol,
             atr: status.atr().to_vec(),
@@ -323,31 +331,51 @@ impl PcscTransport {
 
     /// Warm-resets the card (ends any card-side transaction session) and reconnects.
     pub fn reset(&mut self) -> Result<(), TransportError> {
-        self.card
-            .reconnect(
-                self.share,
-                Protocols::T0 | Protocols::T1,
-                pcsc::Disposition::ResetCard,
-            )
-            .map_err(map_transmit_error)?;
-        if let Ok(status) = self.card.status2_owned() {
+        let card = self.card.as_mut().ok_or(TransportError::CardLost)?;
+        let done = card.reconnect(
+            self.share,
+            Protocols::T0 | Protocols::T1,
+            pcsc::Disposition::ResetCard,
+        );
+        if let Err(e) = done {
+            let e = map_transmit_error(e);
+            self.lost |= matches!(e, TransportError::CardLost);
+            return Err(e);
+        }
+        if let Ok(status) = card.status2_owned() {
             self.atr = status.atr().to_vec();
         }
+        self.lost = false;
         Ok(())
     }
 
-    /// Disconnects, leaving the card powered.
-    pub fn disconnect(self) -> Result<(), PcscError> {
-        self.card
-            .disconnect(pcsc::Disposition::LeaveCard)
-            .map_err(|(_, e)| PcscError::from_pcsc("disconnect", e))
+    /// Whether an exchange reported the card lost since connection (or the last reset).
+    pub fn is_lost(&self) -> bool {
+        self.lost
     }
 
+    /// Disconnects, leaving the card powered and its state as it is.
+    pub fn disconnect(mut self) -> Result<(), PcscError> {
+        match self.card.take() {
+            Some(card) => card
+                .disconnect(pcsc::Disposition::LeaveCard)
+                .map_err(|(_, e)| PcscError::from_pcsc("disconnect", e)),
+            None => Ok(()),
+        }
+    }
+
+    /// One SCardTransmit. A "successful" exchange without a status word is a lost answer:
+    /// vpcd reports a virtual card that dropped its link mid-exchange exactly so (an empty
+    /// response), and a terminal must treat it like a card pulled from the field.
     fn raw_transmit(card: &pcsc::Card, command: &[u8]) -> Result<Vec<u8>, TransportError> {
         let mut buf = [0u8; pcsc::MAX_BUFFER_SIZE];
-        card.transmit(command, &mut buf)
-            .map(<[u8]>::to_vec)
-            .map_err(map_transmit_error)
+        let rsp = card
+            .transmit(command, &mut buf)
+            .map_err(map_transmit_error)?;
+        if rsp.len() < 2 {
+            return Err(TransportError::CardLost);
+        }
+        Ok(rsp.to_vec())
     }
 }
 
@@ -361,7 +389,11 @@ fn map_transmit_error(e: pcsc::Error) -> TransportError {
         | pcsc::Error::UnpoweredCard
         | pcsc::Error::UnresponsiveCard
         | pcsc::Error::CommDataLost
-        | pcsc::Error::ReaderUnavailable => TransportError::CardLost,
+        | pcsc::Error::ReaderUnavailable
+        // pcsc-lite's answer when the reader driver failed mid-exchange: the command may
+        // or may not have reached the card.
+        | pcsc::Error::NotTransacted
+        | pcsc::Error::CommError => TransportError::CardLost,
         other => TransportError::Reader(other.to_string()),
     }
 }
@@ -374,11 +406,32 @@ impl CardTransport for PcscTransport {
                 command.len()
             )));
         }
-        let card = &self.card;
-        if self.chain {
+        let Some(card) = self.card.as_ref() else {
+            return Err(TransportError::CardLost);
+        };
+        let result = if self.chain {
             chain::exchange(|c| Self::raw_transmit(card, c), command)
         } else {
             Self::raw_transmit(card, command)
+        };
+        if matches!(result, Err(TransportError::CardLost)) {
+            self.lost = true;
+        }
+        result
+    }
+}
+
+impl Drop for PcscTransport {
+    fn drop(&mut self) {
+        if let Some(card) = self.card.take() {
+            let disposition = if self.lost {
+                pcsc::Disposition::LeaveCard
+            } else {
+                pcsc::Disposition::ResetCard
+            };
+            // Nothing useful can be done with a failed disconnect while dropping; pcscd
+            // releases the handle when this process's context goes away anyway.
+            let _ = card.disconnect(disposition);
         }
     }
 }

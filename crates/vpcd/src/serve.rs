@@ -89,6 +89,10 @@ pub struct ServeConfig {
     /// Reconnect after vpcd closes the link (pcscd restarted). When false, the first
     /// disconnection ends [`serve`] with `Ok`.
     pub reconnect: bool,
+    /// Pause between a lost link and the next connect. vpcd notices a card's absence only
+    /// on pcscd's next presence poll (every 400 ms); reconnecting sooner makes the card look
+    /// as if it never left, and PC/SC clients then never see the removal they must react to.
+    pub reinsert_delay: Duration,
 }
 
 impl ServeConfig {
@@ -101,6 +105,7 @@ impl ServeConfig {
             poll_interval: Duration::from_millis(100),
             frame_timeout: Duration::from_secs(5),
             reconnect: true,
+            reinsert_delay: Duration::from_secs(1),
         }
     }
 }
@@ -296,6 +301,7 @@ where
                 if !config.reconnect {
                     break;
                 }
+                sleep_unless_stopped(config.reinsert_delay, config.poll_interval, stop);
             }
             Err(fatal) => return Err(fatal),
         }

@@ -130,6 +130,7 @@ fn config(addr: SocketAddr, reconnect: bool) -> ServeConfig {
     c.reconnect = reconnect;
     c.poll_interval = Duration::from_millis(20);
     c.frame_timeout = Duration::from_millis(500);
+    c.reinsert_delay = Duration::from_millis(10);
     c.backoff = Backoff {
         initial: Duration::from_millis(10),
         max: Duration::from_millis(50),

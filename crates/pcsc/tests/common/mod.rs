@@ -9,7 +9,7 @@
 
 use onecard_pcsc::{list_readers, ConnectOptions, PcscTransport};
 use onecard_proto::SmartCard;
-use onecard_vpcd::{serve, Backoff, ServeConfig, ServeStats, VpcdError};
+use onecard_vpcd::{serve, Backoff, Hooks, ServeConfig, ServeStats, VpcdError};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,10 +42,19 @@ pub fn pcsc_or_skip(test: &str) -> Option<SlotGuard> {
         None => Some(SlotGuard(SLOT.lock().unwrap_or_else(|p| p.into_inner()))),
         Some(p) if required => panic!("{test}: ONECARD_PCSC_TESTS=1 but {p}"),
         Some(p) => {
-            eprintln!("{test}: skipped: {p} (set ONECARD_PCSC_TESTS=1 to require it)");
+            note(&format!(
+                "{test}: skipped: {p} (set ONECARD_PCSC_TESTS=1 to require it)"
+            ));
             None
         }
     }
+}
+
+/// Prints a line the test harness does not capture (it captures only `print!`-family
+/// output), so a skip is visible in a normal `cargo test` run.
+pub fn note(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// A card being served into vpcd slot 0 by `onecard_vpcd::serve` on a background thread.
@@ -58,6 +67,11 @@ pub struct Served<C: SmartCard + Send + 'static> {
 impl<C: SmartCard + Send + 'static> Served<C> {
     /// Starts serving `card`.
     pub fn start(card: C) -> Self {
+        Self::start_with(card, ())
+    }
+
+    /// Starts serving `card` with `hooks` (e.g. one that tears the link at a chosen APDU).
+    pub fn start_with<H: Hooks + Send + 'static>(card: C, hooks: H) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let mut config = ServeConfig::new(SocketAddr::V4(SocketAddrV4::new(
@@ -72,7 +86,8 @@ impl<C: SmartCard + Send + 'static> Served<C> {
         };
         let handle = std::thread::spawn(move || {
             let mut card = card;
-            let result = serve(&mut card, &config, &mut (), &flag);
+            let mut hooks = hooks;
+            let result = serve(&mut card, &config, &mut hooks, &flag);
             (card, result)
         });
         Served {
@@ -82,11 +97,17 @@ impl<C: SmartCard + Send + 'static> Served<C> {
     }
 
     /// Removes the card from the reader and returns it with the bridge's counters.
-    pub fn stop(mut self) -> (C, ServeStats) {
+    pub fn stop(self) -> (C, ServeStats) {
+        let (card, result) = self.stop_any();
+        (card, result.expect("bridge ended with an error"))
+    }
+
+    /// Like [`Served::stop`], returning the bridge's result whatever it was (a hook may
+    /// have ended it already).
+    pub fn stop_any(mut self) -> (C, Result<ServeStats, VpcdError>) {
         self.stop.store(true, Ordering::Relaxed);
         let handle = self.handle.take().expect("not yet stopped");
-        let (card, result) = handle.join().expect("bridge thread panicked");
-        (card, result.expect("bridge ended with an error"))
+        handle.join().expect("bridge thread panicked")
     }
 }
 
@@ -111,12 +132,21 @@ pub fn connect() -> PcscTransport {
 }
 
 /// Waits until pcscd reports slot 0 empty, so the next test starts from a known state.
+/// "Empty" means pcscd saw the removal, not merely that the card is not usable: a card
+/// left mute by a torn exchange must be seen leaving before a new one is inserted.
 pub fn wait_until_removed() {
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).expect("PC/SC context");
+    let name = std::ffi::CString::new(SLOT0_READER).expect("reader name");
+    let mut states = [pcsc::ReaderState::new(name, pcsc::State::UNAWARE)];
     for _ in 0..100 {
-        match onecard_pcsc::wait_for_card(Some(SLOT0_READER), Duration::ZERO) {
-            Err(_) => return,
-            Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+        match ctx.get_status_change(Duration::from_millis(100), &mut states) {
+            Ok(()) | Err(pcsc::Error::Timeout) => {}
+            Err(e) => panic!("get status change: {e}"),
         }
+        if states[0].event_state().contains(pcsc::State::EMPTY) {
+            return;
+        }
+        states[0].sync_current_state();
     }
     panic!("pcscd still shows a card in {SLOT0_READER} after 10 s");
 }
