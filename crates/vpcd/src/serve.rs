@@ -65,10 +65,14 @@ impl Backoff {
 }
 
 /// Jitter only needs to differ between processes and calls, not to be unpredictable:
-/// std's per-instance random hash keys give that without a dependency.
+/// std's hash keys (random per thread, then stepped per `RandomState`) give that without a
+/// dependency; the clock is mixed in for good measure.
 fn random_u64() -> u64 {
     let mut h = RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(now);
     h.finish()
 }
 
@@ -81,8 +85,9 @@ pub struct ServeConfig {
     pub backoff: Backoff,
     /// Timeout of one TCP connect attempt.
     pub connect_timeout: Duration,
-    /// How often a blocked read wakes up to look at the stop flag: the worst-case delay
-    /// between setting `stop` and [`serve`] returning.
+    /// How often a blocked read or a backoff sleep wakes up to look at the stop flag: the
+    /// worst-case delay between setting `stop` and [`serve`] returning, except during a
+    /// connect attempt (bounded by `connect_timeout`; instant on loopback).
     pub poll_interval: Duration,
     /// Once a frame has started, the rest must arrive within this time.
     pub frame_timeout: Duration,
