@@ -50,15 +50,36 @@ struct PurchaseSession {
     terminal: [u8; 6],
     counter: u16,
     random: [u8; 4],
-    cache: Vec<CachedRecord>,
+    /// 80DC records held in RAM until DEBIT commits them; inline, so a tap allocates nothing
+    /// for them.
+    cache: [CachedRecord; MAX_CACHED_RECORDS],
+    cached: usize,
 }
 
+#[derive(Clone, Copy)]
 struct CachedRecord {
     sfi: u8,
     id: u8,
-    record: Vec<u8>,
+    len: usize,
+    image: [u8; PROCESS_RECORD_LEN],
 }
 
+impl CachedRecord {
+    const EMPTY: CachedRecord = CachedRecord { sfi: 0, id: 0, len: 0, image: [0; PROCESS_RECORD_LEN] };
+
+    fn record(&self) -> &[u8] {
+        &self.image[..self.len]
+    }
+
+    fn set(&mut self, record: &[u8]) {
+        // Callers checked the length against the file's record size (≤ 128).
+        self.len = record.len();
+        self.image[..record.len()].copy_from_slice(record);
+    }
+}
+
+// One session per card, replaced in place: boxing the large variant would allocate on every tap.
+#[allow(clippy::large_enum_variant)]
 enum Session {
     Idle,
     Load(LoadSession),
@@ -70,7 +91,8 @@ enum Session {
 pub struct VirtualCard<S: CardStore> {
     keys: CardKeys,
     prepared: PreparedKeys,
-    state: CardState,
+    /// Boxed so a commit moves a pointer, not kilobytes.
+    state: Box<CardState>,
     store: S,
     rng: Box<dyn RandomSource>,
     selected: Selected,
@@ -98,7 +120,7 @@ impl<S: CardStore> VirtualCard<S> {
             ppse_fci,
             prepared: PreparedKeys::new(&keys),
             keys,
-            state,
+            state: Box::new(state),
             store,
             rng,
             selected: Selected::Mf,
@@ -159,7 +181,7 @@ impl<S: CardStore> VirtualCard<S> {
     /// (the old one, or the new one if the failure came after the store's durable point) and
     /// answers `6581`, which terminals treat like a lost answer and resolve with GET TRANSACTION
     /// PROVE.
-    fn commit(&mut self, new: CardState) -> Result<(), Sw> {
+    fn commit(&mut self, new: Box<CardState>) -> Result<(), Sw> {
         debug_assert!(new.balance <= new.max_balance, "balance above maximum");
         debug_assert!(
             new.online_counter >= self.state.online_counter,
@@ -184,7 +206,7 @@ impl<S: CardStore> VirtualCard<S> {
         }
     }
 
-    fn adopt(&mut self, new: CardState) {
+    fn adopt(&mut self, new: Box<CardState>) {
         if new.app_info != self.state.app_info {
             self.fci = build_fci(&new);
             self.ppse_fci = build_ppse_fci(&new);
@@ -314,7 +336,7 @@ impl<S: CardStore> VirtualCard<S> {
                 if self.state.block == BlockState::PermanentlyBlocked {
                     return Err(Sw::PermanentlyLocked);
                 }
-                let mut new = self.state.clone();
+                let mut new = Box::new(self.state.as_ref().clone());
                 new.block = if permanent {
                     BlockState::PermanentlyBlocked
                 } else {
@@ -329,7 +351,7 @@ impl<S: CardStore> VirtualCard<S> {
                     BlockState::PermanentlyBlocked => Err(Sw::PermanentlyLocked),
                     BlockState::Active => Ok(Vec::new()),
                     BlockState::Blocked => {
-                        let mut new = self.state.clone();
+                        let mut new = Box::new(self.state.as_ref().clone());
                         new.block = BlockState::Active;
                         self.commit(new)?;
                         Ok(Vec::new())
@@ -527,7 +549,7 @@ impl<S: CardStore> VirtualCard<S> {
             return Err(Sw::MacInvalid);
         }
         let (d, t) = parse_date_time(date, time).ok_or(Sw::WrongData)?;
-        let old = &self.state;
+        let old: &CardState = &self.state;
         // Re-checked: nothing may have changed since INIT, but money is never trusted twice.
         if ls.counter != old.online_counter {
             return Err(Sw::InvalidState);
@@ -546,7 +568,7 @@ impl<S: CardStore> VirtualCard<S> {
             &date,
             &time,
         ]);
-        let mut new = old.clone();
+        let mut new = Box::new(old.clone());
         new.balance = new_balance;
         new.online_counter = ls.counter + 1;
         let rec = log_record(
@@ -588,7 +610,8 @@ impl<S: CardStore> VirtualCard<S> {
             terminal: init.terminal,
             counter,
             random,
-            cache: Vec::new(),
+            cache: [CachedRecord::EMPTY; MAX_CACHED_RECORDS],
+            cached: 0,
         });
         Ok(rsp(&InitPurchaseResponse {
             balance: Fen::new(u64::from(balance)),
@@ -644,21 +667,21 @@ impl<S: CardStore> VirtualCard<S> {
             _ => return Err(Sw::FileNotFound),
         }
         // A second update of the same record replaces the first, as on a real card.
-        if let Some(c) = ps
-            .cache
+        if record.len() > PROCESS_RECORD_LEN {
+            return Err(Sw::WrongLength);
+        }
+        let cached = ps.cached;
+        if let Some(c) = ps.cache[..cached]
             .iter_mut()
             .find(|c| c.sfi == sfi && c.id == p1 && sfi != sfi::TRIPS)
         {
-            c.record = record.to_vec();
+            c.set(record);
         } else {
-            if ps.cache.len() >= MAX_CACHED_RECORDS {
-                return Err(Sw::NotEnoughSpace);
-            }
-            ps.cache.push(CachedRecord {
-                sfi,
-                id: p1,
-                record: record.to_vec(),
-            });
+            let slot = ps.cache.get_mut(cached).ok_or(Sw::NotEnoughSpace)?;
+            slot.sfi = sfi;
+            slot.id = p1;
+            slot.set(record);
+            ps.cached += 1;
         }
         Ok(Vec::new())
     }
@@ -694,7 +717,7 @@ impl<S: CardStore> VirtualCard<S> {
             return Err(Sw::MacInvalid);
         }
         let (d, t) = parse_date_time(date, time).ok_or(Sw::WrongData)?;
-        let old = &self.state;
+        let old: &CardState = &self.state;
         if ps.counter != old.offline_counter {
             return Err(Sw::InvalidState);
         }
@@ -711,26 +734,22 @@ impl<S: CardStore> VirtualCard<S> {
             &time,
         ]);
         let mac2 = key.mac(&amount);
-        let mut new = old.clone();
+        let mut new = Box::new(old.clone());
         new.balance = new_balance;
         new.offline_counter = ps.counter + 1;
         let rec = log_record(new.offline_counter, ps.amount, ty, ps.terminal, d, t);
         new.log.push(rec);
-        for c in ps.cache {
+        for c in &ps.cache[..ps.cached] {
             match c.sfi {
-                sfi::PROCESS => {
-                    let mut r = [0u8; PROCESS_RECORD_LEN];
-                    r.copy_from_slice(&c.record);
-                    new.process[usize::from(c.id) - 1] = r;
-                }
+                sfi::PROCESS => new.process[usize::from(c.id) - 1].copy_from_slice(c.record()),
                 sfi::TRIPS => {
                     let mut r = [0u8; TRIP_LEN];
-                    r.copy_from_slice(&c.record);
+                    r.copy_from_slice(c.record());
                     new.trips.push(r);
                 }
                 _ => {
                     if let Some(slot) = new.compound.iter_mut().find(|r| r.id == c.id) {
-                        slot.payload.copy_from_slice(&c.record[2..]);
+                        slot.payload.copy_from_slice(&c.record()[2..]);
                     }
                 }
             }
@@ -807,7 +826,7 @@ impl<S: CardStore> VirtualCard<S> {
         if end > file_len {
             return Err(SW_WRONG_OFFSET);
         }
-        let mut new = self.state.clone();
+        let mut new = Box::new(self.state.as_ref().clone());
         let file: &mut [u8] = match sfi {
             sfi::APP_INFO => &mut new.app_info,
             sfi::CARDHOLDER => &mut new.cardholder,
@@ -832,7 +851,7 @@ impl<S: CardStore> VirtualCard<S> {
         let header = [0x04, 0xDC, record, sfi << 3 | 4, (data.len() + 4) as u8];
         self.check_line_mac(challenge, &header, data, mac)?;
         let idx = usize::from(record) - 1;
-        let mut new = self.state.clone();
+        let mut new = Box::new(self.state.as_ref().clone());
         match (sfi, new.family) {
             (sfi::PROCESS, Family::TUnion) => {
                 let slot = new.process.get_mut(idx).ok_or(Sw::RecordNotFound)?;

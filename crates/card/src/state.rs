@@ -127,27 +127,36 @@ impl CardState {
 }
 
 /// A cyclic record file (0x18, 0x1E) held inline, so copying a card state for a commit costs
-/// no allocation: record 1 is the newest, and the oldest falls off when the file is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// no allocation: record 1 is the newest, and the oldest is overwritten when the file is full.
+/// A ring: appending moves no other record.
+#[derive(Debug, Clone, Copy)]
 pub struct Cyclic<const N: usize, const CAP: usize> {
     records: [[u8; N]; CAP],
+    /// Slot of the newest record.
+    head: usize,
     len: usize,
 }
 
 impl<const N: usize, const CAP: usize> Default for Cyclic<N, CAP> {
     fn default() -> Self {
-        Cyclic {
-            records: [[0; N]; CAP],
-            len: 0,
-        }
+        Cyclic { records: [[0; N]; CAP], head: 0, len: 0 }
     }
 }
+
+impl<const N: usize, const CAP: usize> PartialEq for Cyclic<N, CAP> {
+    /// Equal when they hold the same records in the same order, wherever the ring starts.
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl<const N: usize, const CAP: usize> Eq for Cyclic<N, CAP> {}
 
 impl<const N: usize, const CAP: usize> Cyclic<N, CAP> {
     /// Appends `record` as the newest (record 1).
     pub fn push(&mut self, record: [u8; N]) {
-        self.records.copy_within(0..CAP - 1, 1);
-        self.records[0] = record;
+        self.head = (self.head + CAP - 1) % CAP;
+        self.records[self.head] = record;
         self.len = (self.len + 1).min(CAP);
     }
 
@@ -163,7 +172,7 @@ impl<const N: usize, const CAP: usize> Cyclic<N, CAP> {
 
     /// Records, newest first.
     pub fn iter(&self) -> impl Iterator<Item = &[u8; N]> {
-        self.records[..self.len].iter()
+        (0..self.len).map(move |i| &self.records[(self.head + i) % CAP])
     }
 }
 

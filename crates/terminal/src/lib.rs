@@ -89,6 +89,19 @@ pub struct CardSession<T: CardTransport> {
     /// The card's 0x15 file (from FCI tag 9F0C).
     pub info: AppInfo,
     apdus: u32,
+    /// Reused for encoding every command of the session.
+    buf: Vec<u8>,
+}
+
+/// Encodes `cmd` into `buf` and exchanges it.
+fn send<T: CardTransport>(
+    link: &mut T,
+    buf: &mut Vec<u8>,
+    cmd: &CardCommand<'_>,
+) -> std::result::Result<Response, TransportError> {
+    buf.clear();
+    cmd.encode_into(buf);
+    Ok(Response::from_vec(link.transmit(buf)?)?)
 }
 
 fn expect_ok(step: &'static str, r: Response) -> Result<Vec<u8>> {
@@ -230,20 +243,17 @@ impl<T: CardTransport> CardSession<T> {
     /// MoHURD. Reads the identity from the FCI.
     pub fn open(mut link: T) -> Result<CardSession<T>> {
         let mut apdus = 0;
-        let mut select = |link: &mut T, name: &[u8]| -> Result<Response> {
+        let mut buf = Vec::with_capacity(272);
+        let mut select = |link: &mut T, buf: &mut Vec<u8>, name: &[u8]| -> Result<Response> {
             apdus += 1;
-            Ok(link.exchange(&CardCommand::SelectByName(name))?)
+            Ok(send(link, buf, &CardCommand::SelectByName(name))?)
         };
-        let ppse = select(&mut link, PPSE)?;
-        let mut candidates: Vec<(Family, &[u8])> = Vec::with_capacity(2);
-        if ppse.sw.is_ok() {
-            candidates.push((Family::TUnion, &T_UNION_AID));
-        } else {
-            candidates.push((Family::TUnion, &T_UNION_AID));
-            candidates.push((Family::Mohurd, &MOHURD_AID));
-        }
-        for (family, aid) in candidates {
-            let r = select(&mut link, aid)?;
+        let ppse = select(&mut link, &mut buf, PPSE)?;
+        let all: [(Family, &[u8]); 2] = [(Family::TUnion, &T_UNION_AID), (Family::Mohurd, &MOHURD_AID)];
+        // A card that lists the T-Union EP in its PPSE is T-Union; otherwise try both ADFs.
+        let candidates = if ppse.sw.is_ok() { &all[..1] } else { &all[..] };
+        for &(family, aid) in candidates {
+            let r = select(&mut link, &mut buf, aid)?;
             match r.sw {
                 StatusWord::Ok | StatusWord::FunctionNotSupported => {
                     let fci =
@@ -259,6 +269,7 @@ impl<T: CardTransport> CardSession<T> {
                         family,
                         info,
                         apdus,
+                        buf,
                     });
                 }
                 StatusWord::FileNotFound => continue,
@@ -294,7 +305,7 @@ impl<T: CardTransport> CardSession<T> {
     /// Sends one typed command.
     pub fn exchange(&mut self, cmd: &CardCommand<'_>) -> Result<Response> {
         self.apdus += 1;
-        Ok(self.link.exchange(cmd)?)
+        Ok(send(&mut self.link, &mut self.buf, cmd)?)
     }
 
     /// GET BALANCE (bit 31 masked, as for any issuer's card).
@@ -451,7 +462,7 @@ impl<T: CardTransport> CardSession<T> {
             mac1: auth.mac1,
         };
         self.apdus += 1;
-        let rsp = match self.link.exchange(&debit) {
+        let rsp = match send(&mut self.link, &mut self.buf, &debit) {
             // 6581: the card failed to commit and may or may not hold the debit: as unknown as
             // a lost answer.
             Ok(r) if r.sw == StatusWord::MemoryFailure => {
@@ -548,7 +559,7 @@ impl<T: CardTransport> CardSession<T> {
             mac2,
         };
         self.apdus += 1;
-        let rsp = match self.link.exchange(&credit) {
+        let rsp = match send(&mut self.link, &mut self.buf, &credit) {
             Ok(r) if r.sw != StatusWord::MemoryFailure => r,
             Ok(_) | Err(TransportError::CardLost) => {
                 return Ok(LoadOutcome::Pending(PendingLoad {
