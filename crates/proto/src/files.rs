@@ -307,7 +307,9 @@ impl StationCode {
 /// | 102 | 2 | line of that last exit |
 /// | 104 | 1 | mode of that last exit: 0 none, 1 metro, 2 bus |
 /// | 105 | 2 | entry line |
-/// | 107 | 17 | reserved, zero |
+/// | 107 | 2 | station of the last exit (for out-of-station transfers) |
+/// | 109 | 4 | metres carried over from the previous leg of an out-of-station transfer |
+/// | 113 | 11 | reserved, zero |
 /// | 124 | 4 | CRC-32 (IEEE) over bytes 0..124, big-endian |
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MonthlyState {
@@ -323,6 +325,10 @@ pub struct MonthlyState {
     pub last_exit_line: u16,
     /// 0 none, 1 metro, 2 bus.
     pub last_exit_mode: u8,
+    /// Station of the last exit.
+    pub last_exit_station: u16,
+    /// Distance carried over from the previous leg (out-of-station transfer), metres.
+    pub carried_m: u32,
 }
 
 /// The 128-byte metro record of SFI 0x1A (record id `27 01`), B.3.1 plus [`MonthlyState`].
@@ -464,6 +470,8 @@ impl MetroRecord {
                 last_exit: opt_dt(arr(b, 95), W)?,
                 last_exit_line: u16::from_be_bytes(arr(b, 102)),
                 last_exit_mode: b[104],
+                last_exit_station: u16::from_be_bytes(arr(b, 107)),
+                carried_m: u32::from_be_bytes(arr(b, 109)),
             },
         })
     }
@@ -507,9 +515,106 @@ impl MetroRecord {
         b[102..104].copy_from_slice(&m.last_exit_line.to_be_bytes());
         b[104] = m.last_exit_mode;
         b[105..107].copy_from_slice(&self.entry_line.to_be_bytes());
+        b[107..109].copy_from_slice(&m.last_exit_station.to_be_bytes());
+        b[109..113].copy_from_slice(&m.carried_m.to_be_bytes());
         let crc = crc32fast::hash(&b[..124]);
         b[124..128].copy_from_slice(&crc.to_be_bytes());
         b
+    }
+}
+
+/// Payload length of a MoHURD transit compound record (48 bytes with `id ‖ len`).
+pub const MOHURD_PAYLOAD_LEN: usize = 46;
+
+impl MetroRecord {
+    /// The MoHURD form of what a gate keeps on the card: the payload of compound record 02 in
+    /// SFI 0x17 (onecard layout; Changsha treats the last two bytes as a terminal-written CRC,
+    /// and so does onecard):
+    ///
+    /// | off | len | field |
+    /// |---|---|---|
+    /// | 0 | 1 | journey status (00 / 01 entered / 02 exited) |
+    /// | 1 | 2 | entry city code |
+    /// | 3 | 2 | entry line |
+    /// | 5 | 2 | entry station |
+    /// | 7 | 7 | entry time, local BCD |
+    /// | 14 | 6 | entry terminal (PSAM number) |
+    /// | 20 | 3 | month, BCD `YYYYMM` |
+    /// | 23 | 4 | amount paid in that month, fen |
+    /// | 27 | 2 | rides in that month |
+    /// | 29 | 7 | last exit, local BCD |
+    /// | 36 | 2 | line of the last exit |
+    /// | 38 | 1 | mode of the last exit |
+    /// | 39 | 2 | station of the last exit |
+    /// | 41 | 3 | metres carried over (out-of-station transfer) |
+    /// | 44 | 2 | low 16 bits of CRC-32 over bytes 0..44 |
+    pub fn to_mohurd_payload(&self) -> [u8; MOHURD_PAYLOAD_LEN] {
+        let mut b = [0u8; MOHURD_PAYLOAD_LEN];
+        b[0] = self.status as u8;
+        b[1..3].copy_from_slice(&self.entry_city);
+        b[3..5].copy_from_slice(&self.entry_station.line.to_be_bytes());
+        b[5..7].copy_from_slice(&self.entry_station.station.to_be_bytes());
+        b[7..14].copy_from_slice(&dt_bytes(self.entry_time));
+        b[14..20].copy_from_slice(&self.entry_terminal[..6]);
+        let m = &self.monthly;
+        if m.year_month != 0 {
+            let d = Date { year: (m.year_month / 100) as u16, month: (m.year_month % 100) as u8, day: 1 }.to_bcd();
+            b[20..23].copy_from_slice(&d[..3]);
+        }
+        b[23..27].copy_from_slice(&m.spent.to_card_bytes().unwrap_or([0xFF; 4]));
+        b[27..29].copy_from_slice(&m.rides.to_be_bytes());
+        b[29..36].copy_from_slice(&dt_bytes(m.last_exit));
+        b[36..38].copy_from_slice(&m.last_exit_line.to_be_bytes());
+        b[38] = m.last_exit_mode;
+        b[39..41].copy_from_slice(&m.last_exit_station.to_be_bytes());
+        b[41..44].copy_from_slice(&m.carried_m.min(0xFF_FFFF).to_be_bytes()[1..]);
+        let crc = (crc32fast::hash(&b[..44]) & 0xFFFF) as u16;
+        b[44..46].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    /// Reads the MoHURD payload back (an all-zero payload is a fresh card: an empty record).
+    pub fn from_mohurd_payload(b: &[u8]) -> Result<MetroRecord, LayoutError> {
+        const W: &str = "0x17 MoHURD metro record";
+        check_len(W, b, MOHURD_PAYLOAD_LEN)?;
+        if b.iter().all(|&x| x == 0) {
+            return Ok(MetroRecord::empty());
+        }
+        if u16::from_be_bytes(arr(b, 44)) != (crc32fast::hash(&b[..44]) & 0xFFFF) as u16 {
+            return Err(LayoutError::Field { what: W, detail: "CRC at 44..46 does not match" });
+        }
+        let status = match b[0] {
+            0 => JourneyStatus::Initial,
+            1 => JourneyStatus::Entered,
+            2 => JourneyStatus::Exited,
+            _ => return Err(LayoutError::Field { what: W, detail: "status byte is not 00/01/02" }),
+        };
+        let year_month = if b[20..23] == [0, 0, 0] {
+            0
+        } else {
+            let d = Date::from_bcd([b[20], b[21], b[22], 0x01]).map_err(bcd_err(W))?;
+            u32::from(d.year) * 100 + u32::from(d.month)
+        };
+        let mut entry_terminal = [0u8; 8];
+        entry_terminal[..6].copy_from_slice(&b[14..20]);
+        let mut r = MetroRecord::empty();
+        r.status = status;
+        r.entry_city = arr(b, 1);
+        r.entry_station = StationCode { line: u16::from_be_bytes(arr(b, 3)), station: u16::from_be_bytes(arr(b, 5)) };
+        r.entry_line = r.entry_station.line;
+        r.entry_time = opt_dt(arr(b, 7), W)?;
+        r.entry_terminal = entry_terminal;
+        r.monthly = MonthlyState {
+            year_month,
+            spent: Fen::from_card_bytes(arr(b, 23)),
+            rides: u16::from_be_bytes(arr(b, 27)),
+            last_exit: opt_dt(arr(b, 29), W)?,
+            last_exit_line: u16::from_be_bytes(arr(b, 36)),
+            last_exit_mode: b[38],
+            last_exit_station: u16::from_be_bytes(arr(b, 39)),
+            carried_m: u32::from_be_bytes([0, b[41], b[42], b[43]]),
+        };
+        Ok(r)
     }
 }
 
@@ -683,6 +788,24 @@ mod tests {
         bad[40] ^= 1;
         assert!(MetroRecord::parse(&bad).is_err());
         assert!(MetroRecord::parse(&b[..127]).is_err());
+    }
+
+    #[test]
+    fn mohurd_payload_round_trip() {
+        let mut m = MetroRecord::empty();
+        m.status = JourneyStatus::Entered;
+        m.entry_city = [0x10, 0x00];
+        m.entry_station = StationCode { line: 2, station: 300 };
+        m.entry_line = 2;
+        m.entry_time = Some(DateTime { date: Date::new(2026, 11, 25).unwrap(), time: Time::new(8, 0, 0).unwrap() });
+        m.entry_terminal[..6].copy_from_slice(&[0x30, 0, 0, 0, 1, 2]);
+        m.monthly = MonthlyState { year_month: 202611, spent: Fen::new(9900), rides: 33, last_exit_station: 7, carried_m: 1234, ..Default::default() };
+        let p = m.to_mohurd_payload();
+        assert_eq!(MetroRecord::from_mohurd_payload(&p).unwrap(), m);
+        assert_eq!(MetroRecord::from_mohurd_payload(&[0; 46]).unwrap(), MetroRecord::empty());
+        let mut bad = p;
+        bad[24] ^= 1;
+        assert!(MetroRecord::from_mohurd_payload(&bad).is_err());
     }
 
     #[test]
