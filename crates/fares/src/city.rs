@@ -479,6 +479,11 @@ impl City {
         (b != NO_BAND).then_some(b)
     }
 
+    /// Lowest standard fare within a paid area (what an entry gate asks the card to hold).
+    pub fn area_min_fare(&self, area: AreaId) -> Option<Fen> {
+        self.area_min.get(usize::from(area)).copied().filter(|f| f.get() != u64::MAX)
+    }
+
     /// Highest standard fare within a paid area.
     pub fn area_max_fare(&self, area: AreaId) -> Option<Fen> {
         self.area_max.get(usize::from(area)).copied()

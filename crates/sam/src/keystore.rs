@@ -84,8 +84,9 @@ struct Source {
 /// A software key store holding issuer master keys (or, for tools like the trace verifier, the
 /// card-level keys of a single card). Derived card keys are cached, bounded.
 pub struct SoftwareKeyStore {
-    issuers: HashMap<[u8; 8], Source>,
-    any_issuer: Option<Source>,
+    /// Master keys by issuer and algorithm (an issuer may run 3DES and SM4 cards side by side).
+    issuers: HashMap<([u8; 8], Algorithm), Source>,
+    any_issuer: Vec<Source>,
     cache: Mutex<KeyCache>,
 }
 
@@ -119,7 +120,7 @@ impl SoftwareKeyStore {
     pub fn new() -> SoftwareKeyStore {
         SoftwareKeyStore {
             issuers: HashMap::new(),
-            any_issuer: None,
+            any_issuer: Vec::new(),
             cache: Mutex::new(HashMap::default()),
         }
     }
@@ -127,7 +128,7 @@ impl SoftwareKeyStore {
     /// Adds the master keys of `issuer`.
     pub fn with_issuer(mut self, issuer: [u8; 8], master: KeySet) -> SoftwareKeyStore {
         self.issuers.insert(
-            issuer,
+            (issuer, master.algorithm),
             Source {
                 keys: master,
                 master: true,
@@ -136,10 +137,12 @@ impl SoftwareKeyStore {
         self
     }
 
-    /// A store that answers for any card with these master keys (a single-issuer terminal, or a
-    /// city whose cards from every issuer share one key hierarchy in tests).
+    /// A store that answers for any card of this algorithm with these master keys (a
+    /// single-issuer terminal, or a city whose cards from every issuer share one key hierarchy,
+    /// as the published sample keys do). Call once per algorithm.
     pub fn with_any_issuer(mut self, master: KeySet) -> SoftwareKeyStore {
-        self.any_issuer = Some(Source {
+        self.any_issuer.retain(|s| s.keys.algorithm != master.algorithm);
+        self.any_issuer.push(Source {
             keys: master,
             master: true,
         });
@@ -150,28 +153,35 @@ impl SoftwareKeyStore {
     pub fn card_level(keys: KeySet) -> SoftwareKeyStore {
         SoftwareKeyStore {
             issuers: HashMap::new(),
-            any_issuer: Some(Source {
+            any_issuer: vec![Source {
                 keys,
                 master: false,
-            }),
+            }],
             cache: Mutex::new(HashMap::default()),
         }
     }
 
     fn source(&self, req: &KeyRequest) -> Result<&Source, KeyStoreError> {
-        let src = self
+        let found = self
             .issuers
-            .get(&req.card.issuer)
-            .or(self.any_issuer.as_ref())
-            .ok_or_else(|| {
-                KeyStoreError::UnknownIssuer(onecard_proto::hex::encode(&req.card.issuer))
-            })?;
-        if src.keys.algorithm != req.algorithm {
-            return Err(KeyStoreError::AlgorithmMismatch {
-                card: req.algorithm,
-                keys: src.keys.algorithm,
+            .get(&(req.card.issuer, req.algorithm))
+            .or_else(|| self.any_issuer.iter().find(|s| s.keys.algorithm == req.algorithm));
+        let Some(src) = found else {
+            // Say why: keys of another algorithm, or none at all for this issuer.
+            let other = self
+                .issuers
+                .iter()
+                .find(|((i, _), _)| *i == req.card.issuer)
+                .map(|(_, s)| s)
+                .or(self.any_issuer.first());
+            return Err(match other {
+                Some(s) => KeyStoreError::AlgorithmMismatch {
+                    card: req.algorithm,
+                    keys: s.keys.algorithm,
+                },
+                None => KeyStoreError::UnknownIssuer(onecard_proto::hex::encode(&req.card.issuer)),
             });
-        }
+        };
         if req.version != KEY_VERSION {
             return Err(KeyStoreError::UnknownKeyVersion(req.version));
         }

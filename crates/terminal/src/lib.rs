@@ -73,6 +73,9 @@ pub enum TerminalError {
     /// The host refused.
     #[error("host: {0}")]
     Host(#[from] HsmError),
+    /// The caller's `before_debit` step failed; DEBIT was not sent.
+    #[error("aborted before DEBIT: {0}")]
+    Aborted(String),
     /// A pending transaction belongs to another card.
     #[error("pending transaction belongs to another card")]
     DifferentCard,
@@ -402,6 +405,20 @@ impl<T: CardTransport> CardSession<T> {
         when: DateTime,
         capp: Option<&[CappRecord]>,
     ) -> Result<PurchaseOutcome> {
+        self.purchase_with(psam, amount, when, capp, &mut |_| Ok(()))
+    }
+
+    /// [`purchase`](Self::purchase), calling `before_debit` with the receipt-to-be (no TAC yet)
+    /// after every check and right before DEBIT is sent: where a gate makes its pending record
+    /// durable (B.5.2). If it fails, DEBIT is not sent and nothing is debited.
+    pub fn purchase_with<K: KeyStore, S: SerialSource>(
+        &mut self,
+        psam: &mut Psam<K, S>,
+        amount: Fen,
+        when: DateTime,
+        capp: Option<&[CappRecord]>,
+        before_debit: &mut dyn FnMut(&PurchaseReceipt) -> std::result::Result<(), String>,
+    ) -> Result<PurchaseOutcome> {
         let records = capp.unwrap_or(&[]);
         let capp = capp.is_some();
         let security_code = self.security_code()?;
@@ -455,6 +472,7 @@ impl<T: CardTransport> CardSession<T> {
                 .collect(),
             security_code,
         };
+        before_debit(&receipt).map_err(TerminalError::Aborted)?;
         let debit = CardCommand::Debit {
             terminal_serial: auth.terminal_serial,
             date: [dt[0], dt[1], dt[2], dt[3]],
