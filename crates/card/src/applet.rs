@@ -65,7 +65,12 @@ struct CachedRecord {
 }
 
 impl CachedRecord {
-    const EMPTY: CachedRecord = CachedRecord { sfi: 0, id: 0, len: 0, image: [0; PROCESS_RECORD_LEN] };
+    const EMPTY: CachedRecord = CachedRecord {
+        sfi: 0,
+        id: 0,
+        len: 0,
+        image: [0; PROCESS_RECORD_LEN],
+    };
 
     fn record(&self) -> &[u8] {
         &self.image[..self.len]

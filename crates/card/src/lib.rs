@@ -12,6 +12,7 @@
 //! cached 80DC records change together in one commit or not at all.
 
 mod applet;
+pub mod fault;
 pub mod keys;
 pub mod personalize;
 pub mod random;
@@ -19,6 +20,7 @@ pub mod state;
 pub mod store;
 
 pub use applet::VirtualCard;
+pub use fault::{Fault, FaultPlan, TearingLink};
 pub use keys::CardKeys;
 pub use personalize::{personalize, Personalization, PersonalizeError, DEFAULT_MAX_BALANCE};
 pub use random::{OsRandom, RandomSource, SeededRandom};

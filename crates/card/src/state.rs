@@ -139,7 +139,11 @@ pub struct Cyclic<const N: usize, const CAP: usize> {
 
 impl<const N: usize, const CAP: usize> Default for Cyclic<N, CAP> {
     fn default() -> Self {
-        Cyclic { records: [[0; N]; CAP], head: 0, len: 0 }
+        Cyclic {
+            records: [[0; N]; CAP],
+            head: 0,
+            len: 0,
+        }
     }
 }
 

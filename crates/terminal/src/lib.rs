@@ -252,7 +252,10 @@ impl<T: CardTransport> CardSession<T> {
             Ok(send(link, buf, &CardCommand::SelectByName(name))?)
         };
         let ppse = select(&mut link, &mut buf, PPSE)?;
-        let all: [(Family, &[u8]); 2] = [(Family::TUnion, &T_UNION_AID), (Family::Mohurd, &MOHURD_AID)];
+        let all: [(Family, &[u8]); 2] = [
+            (Family::TUnion, &T_UNION_AID),
+            (Family::Mohurd, &MOHURD_AID),
+        ];
         // A card that lists the T-Union EP in its PPSE is T-Union; otherwise try both ADFs.
         let candidates = if ppse.sw.is_ok() { &all[..1] } else { &all[..] };
         for &(family, aid) in candidates {

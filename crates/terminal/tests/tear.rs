@@ -11,97 +11,15 @@
 mod common;
 
 use common::*;
-use onecard_card::{CommitStep, Family, SeededRandom, SimStore, VirtualCard};
+use onecard_card::{Family, Fault, FaultPlan, SeededRandom, SimStore, TearingLink};
 use onecard_crypto::Algorithm;
 use onecard_proto::files::sfi;
-use onecard_proto::{CardTransport, Fen, SmartCard, TransportError};
+use onecard_proto::Fen;
 use onecard_sam::PurchaseTac;
 use onecard_terminal::{
     CappRecord, CardSession, LoadOutcome, PurchaseOutcome, PurchaseReceipt, Resolution,
     TerminalError,
 };
-
-#[derive(Debug, Clone, Copy)]
-enum Fault {
-    /// The command never reaches the card.
-    DropCommand,
-    /// The card acts, the answer is lost.
-    LoseResponse,
-    /// Power fails during the card's commit at this step; the answer is lost.
-    TearCommit(CommitStep),
-}
-
-/// A link that injects faults, chosen by a plan, and power-cycles the card after each: the card
-/// comes back from its durable image only.
-struct TearingLink {
-    card: VirtualCard<SimStore>,
-    plan: Plan,
-    apdus: u64,
-    faults: u64,
-    seed: u64,
-}
-
-enum Plan {
-    Random { rng: SeededRandom, one_in: u64 },
-    At { apdu: u64, fault: Fault },
-}
-
-impl TearingLink {
-    fn power_cycle(&mut self) {
-        let (keys, state) = self
-            .card
-            .store()
-            .load()
-            .expect("durable image must always load");
-        let mut store = std::mem::take(self.card.store_mut());
-        store.tear_at = None;
-        self.card = VirtualCard::new(
-            keys,
-            state,
-            store,
-            Box::new(SeededRandom::new(self.seed ^ self.apdus)),
-        );
-        self.card.power_on();
-    }
-}
-
-impl CardTransport for TearingLink {
-    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.apdus += 1;
-        let fault = match &mut self.plan {
-            Plan::Random { rng, one_in } => {
-                if rng.below(*one_in) == 0 {
-                    Some(match rng.below(6) {
-                        0 => Fault::DropCommand,
-                        1 => Fault::LoseResponse,
-                        n => Fault::TearCommit(CommitStep::ALL[(n - 2) as usize]),
-                    })
-                } else {
-                    None
-                }
-            }
-            Plan::At { apdu, fault } => (*apdu == self.apdus).then_some(*fault),
-        };
-        match fault {
-            None => Ok(self.card.process_apdu(command)),
-            Some(f) => {
-                self.faults += 1;
-                match f {
-                    Fault::DropCommand => {}
-                    Fault::LoseResponse => {
-                        self.card.process_apdu(command);
-                    }
-                    Fault::TearCommit(step) => {
-                        self.card.store_mut().tear_at = Some(step);
-                        self.card.process_apdu(command);
-                    }
-                }
-                self.power_cycle();
-                Err(TransportError::CardLost)
-            }
-        }
-    }
-}
 
 #[derive(Default)]
 struct Ledger {
@@ -273,15 +191,8 @@ fn check(link: &TearingLink, ledger: &Ledger, alg: Algorithm, prev: &mut (u16, u
     }
 }
 
-fn new_link(seed: u64, family: Family, alg: Algorithm, plan: Plan) -> TearingLink {
-    let c = card(family, alg, SimStore::new, seed);
-    TearingLink {
-        card: c,
-        plan,
-        apdus: 0,
-        faults: 0,
-        seed,
-    }
+fn new_link(seed: u64, family: Family, alg: Algorithm, plan: FaultPlan) -> TearingLink {
+    TearingLink::new(card(family, alg, SimStore::new, seed), plan, seed)
 }
 
 fn scenario(
@@ -336,7 +247,7 @@ fn seeded_random_tears() {
     for seed in seeds {
         let (family, alg) = family_alg(seed);
         let mut rng = SeededRandom::new(seed);
-        let plan = Plan::Random {
+        let plan = FaultPlan::Random {
             rng: SeededRandom::new(seed.wrapping_mul(31) + 7),
             one_in: 5,
         };
@@ -362,7 +273,7 @@ fn every_apdu_and_every_commit_step() {
             seed,
             family,
             alg,
-            Plan::At {
+            FaultPlan::At {
                 apdu: 0,
                 fault: Fault::DropCommand,
             },
@@ -370,12 +281,9 @@ fn every_apdu_and_every_commit_step() {
         scenario(&mut clean, family, alg, &mut SeededRandom::new(seed), 6);
         let total = clean.apdus;
         assert!(total > 20, "{total} APDUs");
-        let kinds = [Fault::DropCommand, Fault::LoseResponse]
-            .into_iter()
-            .chain(CommitStep::ALL.into_iter().map(Fault::TearCommit));
-        for fault in kinds {
+        for fault in Fault::ALL {
             for apdu in 1..=total {
-                let mut link = new_link(seed, family, alg, Plan::At { apdu, fault });
+                let mut link = new_link(seed, family, alg, FaultPlan::At { apdu, fault });
                 scenario(&mut link, family, alg, &mut SeededRandom::new(seed), 6);
                 assert_eq!(link.faults, 1);
             }
