@@ -269,15 +269,7 @@ fn every_apdu_and_every_commit_step() {
     // One fixed scenario per family and algorithm; cut it at each APDU with each fault kind.
     for seed in 0..4u64 {
         let (family, alg) = family_alg(seed);
-        let mut clean = new_link(
-            seed,
-            family,
-            alg,
-            FaultPlan::At {
-                apdu: 0,
-                fault: Fault::DropCommand,
-            },
-        );
+        let mut clean = new_link(seed, family, alg, FaultPlan::None);
         scenario(&mut clean, family, alg, &mut SeededRandom::new(seed), 6);
         let total = clean.apdus;
         assert!(total > 20, "{total} APDUs");
