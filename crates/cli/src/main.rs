@@ -5,6 +5,7 @@ mod bench;
 mod card;
 mod demo;
 mod fare;
+mod gate;
 mod trace;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,9 @@ enum Command {
     /// Card files: personalise, show, serve to PC/SC through vpcd.
     #[command(subcommand)]
     Card(card::CardCommand),
+    /// Gates: one tap on a card file, or a gate serving a PC/SC reader.
+    #[command(subcommand)]
+    Gate(gate::GateCommand),
     /// Fares: quote a trip, print a city's fare matrix, check a city file.
     #[command(subcommand)]
     Fare(fare::FareCommand),
@@ -60,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo => demo::run(),
         Command::Card(c) => card::run(c),
         Command::Fare(c) => fare::run(c),
+        Command::Gate(c) => gate::run(c),
         Command::Trace(c) => trace::run(c),
         Command::Bench(b) => match b {
             Bench::Tap { algorithm, taps } => bench::tap(&algorithm, taps),
