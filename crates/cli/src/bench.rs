@@ -27,3 +27,31 @@ pub fn tap(algorithm: &str, taps: u32) -> Result<()> {
     );
     Ok(())
 }
+
+/// Runs the gate benchmark (journals in a fresh directory under the system temp dir) and prints
+/// its JSON line.
+pub fn gate(rides: u32) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("onecard-bench-gate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let f = onecard_sim::gatebench::measure(rides, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let f = f?;
+    eprintln!(
+        "{} rides at Beijing gates, journal fsynced before DEBIT and before opening: {:.0} taps/s; entry p50 {:.0} µs p99 {:.0} µs; exit p50 {:.0} µs p99 {:.0} µs; {} APDUs per exit tap",
+        f.rides, f.taps_per_s, f.entry_p50_us, f.entry_p99_us, f.exit_p50_us, f.exit_p99_us, f.apdus_per_tap
+    );
+    println!(
+        "{}",
+        json!({
+            "bench": "gate",
+            "rides": f.rides,
+            "taps_per_s": f.taps_per_s.round(),
+            "entry_p50_us": f.entry_p50_us.round(),
+            "entry_p99_us": f.entry_p99_us.round(),
+            "exit_p50_us": f.exit_p50_us.round(),
+            "exit_p99_us": f.exit_p99_us.round(),
+            "apdus_per_tap": f.apdus_per_tap,
+        })
+    );
+    Ok(())
+}

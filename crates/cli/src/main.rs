@@ -54,6 +54,12 @@ enum Bench {
         #[arg(long, default_value_t = 200_000)]
         taps: u32,
     },
+    /// Gate: entry and exit taps with the durable journal, latency percentiles.
+    Gate {
+        /// Rides (an entry and an exit each) to measure.
+        #[arg(long, default_value_t = 2000)]
+        rides: u32,
+    },
     /// Fare engine: quotes per second, Beijing build time, peak RSS.
     Fare,
 }
@@ -69,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(b) => match b {
             Bench::Tap { algorithm, taps } => bench::tap(&algorithm, taps),
             Bench::Fare => fare::bench_fare(),
+            Bench::Gate { rides } => bench::gate(rides),
         },
     }
 }

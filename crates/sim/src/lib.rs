@@ -3,4 +3,5 @@
 //! criterion bench. The city simulation grows here.
 
 pub mod bench;
+pub mod gatebench;
 pub mod sample;
