@@ -11,13 +11,14 @@ use crate::record::{build_record, RecordContext};
 use onecard_blacklist::{Blacklist, Entry};
 use onecard_crypto::{Algorithm, KeyUsage};
 use onecard_fares::{
-    Category, City, FareError, Item, MetroTrip, Mode, Quote, RiderMonth, StationId, Tap,
+    BusTrip, Category, City, FareError, Item, MetroTrip, Mode, Quote, RiderMonth, StationId, Tap,
     TransferState,
 };
 use onecard_journal::{Direction, Journal, Kind, TapRecord};
 use onecard_proto::commands::{CardCommand, InitData};
 use onecard_proto::files::{
-    sfi, JourneyStatus, MetroRecord, StationCode, TripRecord, MOHURD_METRO_ID, MOHURD_PAYLOAD_LEN,
+    sfi, BusRecord, JourneyStatus, MetroRecord, StationCode, TripRecord, MOHURD_BUS_ID,
+    MOHURD_METRO_ID, MOHURD_PAYLOAD_LEN,
 };
 use onecard_proto::{CardTransport, DateTime, Fen, StatusWord};
 use onecard_sam::{KeyRequest, KeyStore, Psam, SerialSource};
@@ -48,15 +49,34 @@ pub struct GateConfig {
     pub city: Arc<City>,
     /// The city code written into journey records (interop: which city an entry belongs to).
     pub city_code: [u8; 2],
-    /// The gate's station.
+    /// The gate's station (0 for a bus validator).
     pub station: StationId,
-    /// Its name, as the network data spells it.
+    /// Its name, as the network data spells it (a bus validator: route and stop).
     pub station_name: String,
     /// The station's line (first line listed in the network data).
     pub line: u16,
     /// Entry, exit or both.
     pub mode: GateMode,
+    /// When set, this terminal is a bus validator on that route, not a metro gate.
+    pub bus: Option<BusRoute>,
 }
+
+/// A bus validator's route and where the bus is on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusRoute {
+    /// Route name as the city's bus rules name it (for per-line flat fares), if any.
+    pub name: Option<String>,
+    /// Route number written into card records.
+    pub line: u16,
+    /// Distance of each stop from the start of the route, metres, in stop order. Empty: flat
+    /// fare on boarding. Otherwise riders tap on and tap off and pay by distance.
+    pub stops_m: Vec<u32>,
+    /// The stop the bus is at (index into `stops_m`); the vehicle's software moves it.
+    pub stop: u8,
+}
+
+/// A tap-on older than this without a tap-off is a missing tap-off, not a ride in progress.
+pub const BUS_RIDE_MAX_S: i64 = 4 * 3600;
 
 /// Why a tap was refused: something the gate can show the rider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -307,6 +327,17 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         &self.cfg
     }
 
+    /// Moves a bus validator to stop `stop` of its route (the vehicle reports it).
+    pub fn set_stop(&mut self, stop: u8) {
+        if let Some(route) = self.cfg.bus.as_mut() {
+            route.stop = stop;
+            self.cfg.station_name = match &route.name {
+                Some(n) => format!("{n} stop {stop}"),
+                None => format!("route {} stop {stop}", route.line),
+            };
+        }
+    }
+
     /// The journal (for upload).
     pub fn journal_mut(&mut self) -> &mut Journal {
         &mut self.journal
@@ -459,6 +490,20 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
             Ok(b) => b,
             Err(e) => return Ok(TapResult::refused(card_error(e), 0)),
         };
+        if let Some(route) = self.cfg.bus.clone() {
+            let bus = match self.read_bus(s) {
+                Ok(b) => b,
+                Err(refusal) => return Ok(TapResult::refused(refusal, 0)),
+            };
+            return match self.plan_bus(&route, &record, &bus, balance, at_utc, now) {
+                Ok(plan) => self.execute(s, plan, balance, now),
+                Err(refusal) => {
+                    let mut r = TapResult::refused(refusal, 0);
+                    r.balance_before_fen = Some(balance.get());
+                    Ok(r)
+                }
+            };
+        }
         let entered_here =
             record.status == JourneyStatus::Entered && record.entry_city == self.cfg.city_code;
         let exit = match self.cfg.mode {
@@ -612,6 +657,8 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
             direction: Direction::Entry,
             amount: charge,
             record: new,
+            bus: None,
+            trip_type: 0x03,
             quote: None,
             penalties: penalty.into_iter().collect(),
         })
@@ -679,6 +726,8 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
             direction: Direction::Exit,
             amount: q.fare,
             record: new,
+            bus: None,
+            trip_type: 0x04,
             quote: Some(q),
             penalties,
         })
@@ -691,20 +740,20 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         balance_after: Fen,
         now: DateTime,
     ) -> Vec<CappRecord> {
+        let (line, station, industry) = match &self.cfg.bus {
+            Some(route) => (route.line, u16::from(route.stop), 0x02),
+            None => (self.cfg.line, self.cfg.station, 0x01),
+        };
         match family {
             Family::TUnion => {
                 let mut terminal = [0u8; 8];
                 terminal[..6].copy_from_slice(&self.psam.terminal());
                 let trip = TripRecord {
-                    trip_type: if plan.direction == Direction::Entry {
-                        0x03
-                    } else {
-                        0x04
-                    },
+                    trip_type: plan.trip_type,
                     terminal,
-                    industry: 0x01,
-                    line: self.cfg.line,
-                    station: self.cfg.station,
+                    industry,
+                    line,
+                    station,
                     operator: 0,
                     amount: plan.amount,
                     balance_after,
@@ -712,31 +761,207 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
                     acquirer_city: self.cfg.city_code,
                     acquirer_institution: [0; 8],
                 };
-                vec![
-                    CappRecord {
-                        p1: 0x01,
+                let mut v = vec![CappRecord {
+                    p1: 0x01,
+                    sfi: sfi::PROCESS,
+                    image: plan.record.to_bytes().to_vec(),
+                }];
+                if let Some(b) = &plan.bus {
+                    v.push(CappRecord {
+                        p1: 0x02,
                         sfi: sfi::PROCESS,
-                        image: plan.record.to_bytes().to_vec(),
-                    },
-                    CappRecord {
-                        p1: 0x00,
-                        sfi: sfi::TRIPS,
-                        image: trip.to_bytes().to_vec(),
-                    },
-                ]
+                        image: b.to_bytes().to_vec(),
+                    });
+                }
+                v.push(CappRecord {
+                    p1: 0x00,
+                    sfi: sfi::TRIPS,
+                    image: trip.to_bytes().to_vec(),
+                });
+                v
             }
             Family::Mohurd => {
-                let mut image = Vec::with_capacity(MOHURD_PAYLOAD_LEN + 2);
-                image.push(MOHURD_METRO_ID);
-                image.push(MOHURD_PAYLOAD_LEN as u8);
-                image.extend_from_slice(&plan.record.to_mohurd_payload());
-                vec![CappRecord {
-                    p1: MOHURD_METRO_ID,
-                    sfi: sfi::MANAGEMENT_OR_COMPOUND,
-                    image,
-                }]
+                let compound = |id: u8, payload: [u8; MOHURD_PAYLOAD_LEN]| {
+                    let mut image = Vec::with_capacity(MOHURD_PAYLOAD_LEN + 2);
+                    image.push(id);
+                    image.push(MOHURD_PAYLOAD_LEN as u8);
+                    image.extend_from_slice(&payload);
+                    CappRecord {
+                        p1: id,
+                        sfi: sfi::MANAGEMENT_OR_COMPOUND,
+                        image,
+                    }
+                };
+                let mut v = vec![compound(MOHURD_METRO_ID, plan.record.to_mohurd_payload())];
+                if let Some(b) = &plan.bus {
+                    v.push(compound(MOHURD_BUS_ID, b.to_mohurd_payload()));
+                }
+                v
             }
         }
+    }
+
+    /// Reads the bus record: T-Union 0x1A record 2, MoHURD 0x17 record of id 03.
+    fn read_bus<T: CardTransport>(&self, s: &mut CardSession<T>) -> Result<BusRecord, Refusal> {
+        match s.family {
+            Family::TUnion => {
+                let b = s.read_record(sfi::PROCESS, 2).map_err(card_error)?.ok_or(
+                    Refusal::CardError {
+                        detail: "no bus record".into(),
+                    },
+                )?;
+                Ok(BusRecord::parse(&b).unwrap_or_else(|_| BusRecord::empty()))
+            }
+            Family::Mohurd => {
+                let b = s
+                    .read_record(sfi::MANAGEMENT_OR_COMPOUND, MOHURD_BUS_ID)
+                    .map_err(card_error)?
+                    .ok_or(Refusal::CardError {
+                        detail: "no bus compound record".into(),
+                    })?;
+                if b.len() != MOHURD_PAYLOAD_LEN + 2 || b[0] != MOHURD_BUS_ID {
+                    return Err(Refusal::CardError {
+                        detail: "bus compound record has the wrong shape".into(),
+                    });
+                }
+                Ok(BusRecord::from_mohurd_payload(&b[2..]).unwrap_or_else(|_| BusRecord::empty()))
+            }
+        }
+    }
+
+    /// A bus tap: flat fare on boarding, or tap-on / tap-off by distance. The metro record
+    /// carries the month and the transfer state either way, so bus-to-metro (and metro-to-bus)
+    /// discounts see every ride.
+    fn plan_bus(
+        &self,
+        route: &BusRoute,
+        m: &MetroRecord,
+        b: &BusRecord,
+        balance: Fen,
+        at_utc: i64,
+        now: DateTime,
+    ) -> Result<Plan, Refusal> {
+        let city = &self.cfg.city;
+        let price =
+            |distance_m: Option<u32>, month: RiderMonth, previous: Option<TransferState>| {
+                city.bus_fare(&BusTrip {
+                    line: route.name.as_deref(),
+                    distance_m,
+                    at_utc,
+                    category: Category::Adult,
+                    month,
+                    previous,
+                })
+                .map_err(|e| Refusal::CannotPrice {
+                    detail: e.to_string(),
+                })
+            };
+        let boarded_s = b.board_time.map(|t| at_utc - t.to_unix(self.offset_s()));
+        let on_board = b.status == JourneyStatus::Entered;
+        let tap_off = !route.stops_m.is_empty()
+            && on_board
+            && b.board_line == route.line
+            && boarded_s.is_some_and(|s| (0..=BUS_RIDE_MAX_S).contains(&s));
+        // A tap-on that never tapped off costs what it held.
+        let missing = (on_board && !tap_off)
+            .then_some(b.marked_fare)
+            .filter(|f| *f > Fen::ZERO);
+        let mut penalties: Vec<onecard_journal::Penalty> = missing
+            .map(|f| onecard_journal::Penalty {
+                kind: onecard_journal::PenaltyKind::MissingExit,
+                amount: f,
+            })
+            .into_iter()
+            .collect();
+        let stop_m = |i: u8| route.stops_m.get(usize::from(i)).copied();
+        let here = stop_m(route.stop).unwrap_or(0);
+        let mut new = *m;
+        let mut bus = *b;
+        let mut terminal = [0u8; 8];
+        terminal[..6].copy_from_slice(&self.psam.terminal());
+        let (amount, quote, trip_type) = if tap_off {
+            let from = stop_m(b.board_stop).ok_or(Refusal::CannotPrice {
+                detail: "boarding stop is not on this route".into(),
+            })?;
+            let d = here.abs_diff(from);
+            let q = price(Some(d), Self::rider_month(m), self.previous_transfer(m))?;
+            bus.status = JourneyStatus::Exited;
+            bus.alight_stop = route.stop;
+            bus.alight_time = Some(now);
+            bus.amount = q.fare;
+            bus.distance_hm = u16::try_from(d / 100).unwrap_or(u16::MAX);
+            (q.fare, Some(q), 0x04)
+        } else if route.stops_m.is_empty() {
+            let q = price(None, Self::rider_month(m), self.previous_transfer(m))?;
+            bus = BusRecord {
+                status: JourneyStatus::Exited,
+                amount: q.fare,
+                ..BusRecord::empty()
+            };
+            bus.board_city = self.cfg.city_code;
+            bus.board_line = route.line;
+            bus.board_stop = route.stop;
+            bus.board_time = Some(now);
+            bus.board_terminal = terminal;
+            (q.fare, Some(q), 0x06)
+        } else {
+            // Tap-on: hold the fare of the longest ride left on the route, charge nothing yet.
+            let longest = route
+                .stops_m
+                .iter()
+                .map(|&x| x.abs_diff(here))
+                .max()
+                .unwrap_or(0);
+            let hold = price(Some(longest), Self::rider_month(m), None)?.full_fare;
+            bus = BusRecord::empty();
+            bus.status = JourneyStatus::Entered;
+            bus.board_city = self.cfg.city_code;
+            bus.board_line = route.line;
+            bus.board_stop = route.stop;
+            bus.board_time = Some(now);
+            bus.board_terminal = terminal;
+            bus.marked_fare = hold;
+            let min = price(Some(0), Self::rider_month(m), None)?.full_fare;
+            if balance < min.checked_add(missing.unwrap_or(Fen::ZERO)).unwrap_or(min) {
+                return Err(Refusal::InsufficientBalance {
+                    needed_fen: min.get(),
+                    balance_fen: balance.get(),
+                });
+            }
+            (Fen::ZERO, None, 0x03)
+        };
+        let amount =
+            amount
+                .checked_add(missing.unwrap_or(Fen::ZERO))
+                .ok_or(Refusal::CannotPrice {
+                    detail: "fare overflow".into(),
+                })?;
+        if balance < amount {
+            return Err(Refusal::InsufficientBalance {
+                needed_fen: amount.get(),
+                balance_fen: balance.get(),
+            });
+        }
+        if let Some(q) = &quote {
+            new.monthly.year_month = q.new_month.year_month;
+            new.monthly.spent = q.new_month.spent;
+            new.monthly.rides = q.new_month.rides;
+            new.monthly.last_exit = Some(now);
+            new.monthly.last_exit_line = route.line;
+            new.monthly.last_exit_mode = 2;
+            new.monthly.last_exit_station = u16::from(route.stop);
+            new.monthly.carried_m = 0;
+            penalties.extend(self::penalties(q));
+        }
+        Ok(Plan {
+            direction: Direction::Bus,
+            amount,
+            record: new,
+            bus: Some(bus),
+            trip_type,
+            quote,
+            penalties,
+        })
     }
 
     fn execute<T: CardTransport>(
@@ -833,6 +1058,9 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
     }
 
     fn line_name(&self) -> String {
+        if let Some(route) = &self.cfg.bus {
+            return route.name.clone().unwrap_or_else(|| route.line.to_string());
+        }
         self.cfg
             .city
             .network()
@@ -896,7 +1124,12 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
 struct Plan {
     direction: Direction,
     amount: Fen,
+    /// The metro record as it will be (journey, month and transfer state).
     record: MetroRecord,
+    /// The bus record as it will be, for bus taps.
+    bus: Option<BusRecord>,
+    /// 0x1E trip type: 03 entry, 04 exit, 06 single fare (bus).
+    trip_type: u8,
     quote: Option<Quote>,
     penalties: Vec<onecard_journal::Penalty>,
 }

@@ -60,6 +60,7 @@ pub fn gate_config(city_id: &str, station: &str, mode: GateMode) -> Result<GateC
         station_name,
         line,
         mode,
+        bus: None,
         city: Arc::new(city),
     })
 }
@@ -74,4 +75,21 @@ pub fn load_blacklist(
     Ok(Some(Arc::new(onecard_blacklist::Blacklist::new(
         onecard_blacklist::List::load(path)?,
     ))))
+}
+
+/// The configuration of a bus validator on `route` in a city (built-in id, or a parsed city).
+pub fn bus_config(city_id: &str, city: Arc<City>, route: crate::metro::BusRoute) -> GateConfig {
+    GateConfig {
+        city_id: city_id.to_string(),
+        city_code: city_code(city_id),
+        station: 0,
+        station_name: match &route.name {
+            Some(n) => format!("{n} stop {}", route.stop),
+            None => format!("route {} stop {}", route.line, route.stop),
+        },
+        line: route.line,
+        mode: GateMode::Auto,
+        bus: Some(route),
+        city,
+    }
 }

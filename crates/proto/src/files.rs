@@ -558,7 +558,12 @@ impl MetroRecord {
         b[14..20].copy_from_slice(&self.entry_terminal[..6]);
         let m = &self.monthly;
         if m.year_month != 0 {
-            let d = Date { year: (m.year_month / 100) as u16, month: (m.year_month % 100) as u8, day: 1 }.to_bcd();
+            let d = Date {
+                year: (m.year_month / 100) as u16,
+                month: (m.year_month % 100) as u8,
+                day: 1,
+            }
+            .to_bcd();
             b[20..23].copy_from_slice(&d[..3]);
         }
         b[23..27].copy_from_slice(&m.spent.to_card_bytes().unwrap_or([0xFF; 4]));
@@ -581,13 +586,21 @@ impl MetroRecord {
             return Ok(MetroRecord::empty());
         }
         if u16::from_be_bytes(arr(b, 44)) != (crc32fast::hash(&b[..44]) & 0xFFFF) as u16 {
-            return Err(LayoutError::Field { what: W, detail: "CRC at 44..46 does not match" });
+            return Err(LayoutError::Field {
+                what: W,
+                detail: "CRC at 44..46 does not match",
+            });
         }
         let status = match b[0] {
             0 => JourneyStatus::Initial,
             1 => JourneyStatus::Entered,
             2 => JourneyStatus::Exited,
-            _ => return Err(LayoutError::Field { what: W, detail: "status byte is not 00/01/02" }),
+            _ => {
+                return Err(LayoutError::Field {
+                    what: W,
+                    detail: "status byte is not 00/01/02",
+                })
+            }
         };
         let year_month = if b[20..23] == [0, 0, 0] {
             0
@@ -600,7 +613,10 @@ impl MetroRecord {
         let mut r = MetroRecord::empty();
         r.status = status;
         r.entry_city = arr(b, 1);
-        r.entry_station = StationCode { line: u16::from_be_bytes(arr(b, 3)), station: u16::from_be_bytes(arr(b, 5)) };
+        r.entry_station = StationCode {
+            line: u16::from_be_bytes(arr(b, 3)),
+            station: u16::from_be_bytes(arr(b, 5)),
+        };
         r.entry_line = r.entry_station.line;
         r.entry_time = opt_dt(arr(b, 7), W)?;
         r.entry_terminal = entry_terminal;
@@ -615,6 +631,196 @@ impl MetroRecord {
             carried_m: u32::from_be_bytes([0, b[41], b[42], b[43]]),
         };
         Ok(r)
+    }
+}
+
+/// The 128-byte bus record of SFI 0x1A (record id `27 02`), B.3.1 layout; the fields a
+/// validator needs are typed, the rest kept as written.
+///
+/// onecard reads "board stop" and "alight stop" as stop indexes on the route, `marked fare`
+/// as the amount held at boarding (what a missing tap-off costs), and writes a CRC-32 over
+/// bytes 0..124 at 124..127 (inside the reserved tail) so a torn or foreign write is detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusRecord {
+    /// Journey status (entered = boarded, exited = alighted).
+    pub status: JourneyStatus,
+    /// Boarding city code.
+    pub board_city: [u8; 2],
+    /// Boarding line (route number).
+    pub board_line: u16,
+    /// Boarding stop index.
+    pub board_stop: u8,
+    /// Boarding terminal (PSAM number in the first 6 bytes).
+    pub board_terminal: [u8; 8],
+    /// Boarding time, local.
+    pub board_time: Option<DateTime>,
+    /// Fare held at boarding (charged if the rider never taps off).
+    pub marked_fare: Fen,
+    /// Alighting stop index.
+    pub alight_stop: u8,
+    /// Alighting time, local.
+    pub alight_time: Option<DateTime>,
+    /// Amount charged for the ride.
+    pub amount: Fen,
+    /// Distance ridden, in units of 100 m.
+    pub distance_hm: u16,
+}
+
+impl BusRecord {
+    /// An unused bus record.
+    pub fn empty() -> BusRecord {
+        BusRecord {
+            status: JourneyStatus::Initial,
+            board_city: [0; 2],
+            board_line: 0,
+            board_stop: 0,
+            board_terminal: [0; 8],
+            board_time: None,
+            marked_fare: Fen::ZERO,
+            alight_stop: 0,
+            alight_time: None,
+            amount: Fen::ZERO,
+            distance_hm: 0,
+        }
+    }
+
+    /// Parses a record image. A record without onecard's CRC (all zero tail, as personalised)
+    /// reads as empty.
+    pub fn parse(b: &[u8]) -> Result<BusRecord, LayoutError> {
+        const W: &str = "0x1A bus record";
+        check_len(W, b, PROCESS_RECORD_LEN)?;
+        if b[0..2] != BUS_RECORD_ID {
+            return Err(LayoutError::Field {
+                what: W,
+                detail: "header is not 27 02",
+            });
+        }
+        if b[14..].iter().all(|&x| x == 0) {
+            return Ok(BusRecord::empty());
+        }
+        if u32::from_be_bytes(arr(b, 124)) != crc32fast::hash(&b[..124]) {
+            return Err(LayoutError::Field {
+                what: W,
+                detail: "CRC-32 at 124..127 does not match",
+            });
+        }
+        let status = match b[14] {
+            0 => JourneyStatus::Initial,
+            1 => JourneyStatus::Entered,
+            2 => JourneyStatus::Exited,
+            _ => {
+                return Err(LayoutError::Field {
+                    what: W,
+                    detail: "status byte is not 00/01/02",
+                })
+            }
+        };
+        Ok(BusRecord {
+            status,
+            board_city: arr(b, 15),
+            board_line: u16::from_be_bytes(arr(b, 27)),
+            board_stop: b[29],
+            board_terminal: arr(b, 38),
+            board_time: opt_dt(arr(b, 46), W)?,
+            marked_fare: Fen::from_card_bytes(arr(b, 53)),
+            alight_stop: b[72],
+            alight_time: opt_dt(arr(b, 89), W)?,
+            amount: Fen::from_card_bytes(arr(b, 96)),
+            distance_hm: u16::from_be_bytes(arr(b, 100)),
+        })
+    }
+
+    /// The record image with its CRC.
+    pub fn to_bytes(&self) -> [u8; 128] {
+        let mut b = [0u8; 128];
+        b[0..2].copy_from_slice(&BUS_RECORD_ID);
+        b[2] = 0x7D;
+        b[3] = 0x01;
+        b[4] = 0x01;
+        b[14] = self.status as u8;
+        b[15..17].copy_from_slice(&self.board_city);
+        b[27..29].copy_from_slice(&self.board_line.to_be_bytes());
+        b[29] = self.board_stop;
+        b[38..46].copy_from_slice(&self.board_terminal);
+        b[46..53].copy_from_slice(&dt_bytes(self.board_time));
+        b[53..57].copy_from_slice(&self.marked_fare.to_card_bytes().unwrap_or([0xFF; 4]));
+        b[58..60].copy_from_slice(&self.board_city);
+        b[70..72].copy_from_slice(&self.board_line.to_be_bytes());
+        b[72] = self.alight_stop;
+        b[89..96].copy_from_slice(&dt_bytes(self.alight_time));
+        b[96..100].copy_from_slice(&self.amount.to_card_bytes().unwrap_or([0xFF; 4]));
+        b[100..102].copy_from_slice(&self.distance_hm.to_be_bytes());
+        let crc = crc32fast::hash(&b[..124]);
+        b[124..128].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+}
+
+/// MoHURD bus compound record id (0x17).
+pub const MOHURD_BUS_ID: u8 = 0x03;
+
+impl BusRecord {
+    /// The MoHURD form: payload of compound record 03 in SFI 0x17 (onecard layout): status(1)
+    /// city(2) line(2) board stop(1) board time(7) board terminal(6) marked fare(4) alight
+    /// stop(1) alight time(7) amount(4) distance(2), zero to 44, then the low 16 bits of a
+    /// CRC-32 over bytes 0..44.
+    pub fn to_mohurd_payload(&self) -> [u8; MOHURD_PAYLOAD_LEN] {
+        let mut b = [0u8; MOHURD_PAYLOAD_LEN];
+        b[0] = self.status as u8;
+        b[1..3].copy_from_slice(&self.board_city);
+        b[3..5].copy_from_slice(&self.board_line.to_be_bytes());
+        b[5] = self.board_stop;
+        b[6..13].copy_from_slice(&dt_bytes(self.board_time));
+        b[13..19].copy_from_slice(&self.board_terminal[..6]);
+        b[19..23].copy_from_slice(&self.marked_fare.to_card_bytes().unwrap_or([0xFF; 4]));
+        b[23] = self.alight_stop;
+        b[24..31].copy_from_slice(&dt_bytes(self.alight_time));
+        b[31..35].copy_from_slice(&self.amount.to_card_bytes().unwrap_or([0xFF; 4]));
+        b[35..37].copy_from_slice(&self.distance_hm.to_be_bytes());
+        let crc = (crc32fast::hash(&b[..44]) & 0xFFFF) as u16;
+        b[44..46].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    /// Reads the MoHURD payload back (all zero: a fresh card).
+    pub fn from_mohurd_payload(b: &[u8]) -> Result<BusRecord, LayoutError> {
+        const W: &str = "0x17 MoHURD bus record";
+        check_len(W, b, MOHURD_PAYLOAD_LEN)?;
+        if b.iter().all(|&x| x == 0) {
+            return Ok(BusRecord::empty());
+        }
+        if u16::from_be_bytes(arr(b, 44)) != (crc32fast::hash(&b[..44]) & 0xFFFF) as u16 {
+            return Err(LayoutError::Field {
+                what: W,
+                detail: "CRC at 44..46 does not match",
+            });
+        }
+        let status = match b[0] {
+            0 => JourneyStatus::Initial,
+            1 => JourneyStatus::Entered,
+            2 => JourneyStatus::Exited,
+            _ => {
+                return Err(LayoutError::Field {
+                    what: W,
+                    detail: "status byte is not 00/01/02",
+                })
+            }
+        };
+        let mut board_terminal = [0u8; 8];
+        board_terminal[..6].copy_from_slice(&b[13..19]);
+        Ok(BusRecord {
+            status,
+            board_city: arr(b, 1),
+            board_line: u16::from_be_bytes(arr(b, 3)),
+            board_stop: b[5],
+            board_terminal,
+            board_time: opt_dt(arr(b, 6), W)?,
+            marked_fare: Fen::from_card_bytes(arr(b, 19)),
+            alight_stop: b[23],
+            alight_time: opt_dt(arr(b, 24), W)?,
+            amount: Fen::from_card_bytes(arr(b, 31)),
+            distance_hm: u16::from_be_bytes(arr(b, 35)),
+        })
     }
 }
 
@@ -795,17 +1001,60 @@ mod tests {
         let mut m = MetroRecord::empty();
         m.status = JourneyStatus::Entered;
         m.entry_city = [0x10, 0x00];
-        m.entry_station = StationCode { line: 2, station: 300 };
+        m.entry_station = StationCode {
+            line: 2,
+            station: 300,
+        };
         m.entry_line = 2;
-        m.entry_time = Some(DateTime { date: Date::new(2026, 11, 25).unwrap(), time: Time::new(8, 0, 0).unwrap() });
+        m.entry_time = Some(DateTime {
+            date: Date::new(2026, 11, 25).unwrap(),
+            time: Time::new(8, 0, 0).unwrap(),
+        });
         m.entry_terminal[..6].copy_from_slice(&[0x30, 0, 0, 0, 1, 2]);
-        m.monthly = MonthlyState { year_month: 202611, spent: Fen::new(9900), rides: 33, last_exit_station: 7, carried_m: 1234, ..Default::default() };
+        m.monthly = MonthlyState {
+            year_month: 202611,
+            spent: Fen::new(9900),
+            rides: 33,
+            last_exit_station: 7,
+            carried_m: 1234,
+            ..Default::default()
+        };
         let p = m.to_mohurd_payload();
         assert_eq!(MetroRecord::from_mohurd_payload(&p).unwrap(), m);
-        assert_eq!(MetroRecord::from_mohurd_payload(&[0; 46]).unwrap(), MetroRecord::empty());
+        assert_eq!(
+            MetroRecord::from_mohurd_payload(&[0; 46]).unwrap(),
+            MetroRecord::empty()
+        );
         let mut bad = p;
         bad[24] ^= 1;
         assert!(MetroRecord::from_mohurd_payload(&bad).is_err());
+    }
+
+    #[test]
+    fn bus_record_round_trip() {
+        let mut r = BusRecord::empty();
+        r.status = JourneyStatus::Entered;
+        r.board_line = 300;
+        r.board_stop = 7;
+        r.board_time = Some(DateTime {
+            date: Date::new(2026, 11, 25).unwrap(),
+            time: Time::new(7, 10, 0).unwrap(),
+        });
+        r.marked_fare = Fen::new(300);
+        let b = r.to_bytes();
+        assert_eq!(BusRecord::parse(&b).unwrap(), r);
+        let mut blank = [0u8; 128];
+        blank[0..5].copy_from_slice(&[0x27, 0x02, 0x7D, 0x01, 0x01]);
+        assert_eq!(BusRecord::parse(&blank).unwrap(), BusRecord::empty());
+        let mut bad = b;
+        bad[30] ^= 1;
+        assert!(BusRecord::parse(&bad).is_err());
+        let p = r.to_mohurd_payload();
+        assert_eq!(BusRecord::from_mohurd_payload(&p).unwrap(), r);
+        assert_eq!(
+            BusRecord::from_mohurd_payload(&[0; 46]).unwrap(),
+            BusRecord::empty()
+        );
     }
 
     #[test]
