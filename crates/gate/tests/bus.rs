@@ -92,7 +92,7 @@ fn tap_on_tap_off_by_distance_and_missing_tap_off() {
         .unwrap()
         .penalties;
     assert_eq!(pen[0].kind, PenaltyKind::MissingExit);
-    for family in [Family::Mohurd] {
+    for family in [Family::Mohurd, Family::TUnion] {
         let mut v = validator(bus_config("beijing", beijing.clone(), route(stops.clone())));
         let mut link = InProcess(sim_card(family, Algorithm::Tdes, 1000));
         v.tap(&mut link, at(7, 0)).unwrap();
