@@ -224,3 +224,97 @@ fn expired_and_blocked_cards_are_refused() {
     let r = g.tap(&mut link, at(8, 0) - 3 * 366 * 86_400).unwrap();
     assert_eq!(r.refusal, Some(Refusal::NotYetValid));
 }
+
+#[test]
+fn blacklisted_card_is_refused_and_blocked_on_the_card() {
+    use onecard_blacklist::{Blacklist, Entry, List};
+    use onecard_gate::setup::terminal_number;
+    let cfg = beijing("西直门");
+    let listed =
+        List::from_entries(7, [Entry::new(onecard_sim::sample::SAMPLE_ISSUER, SERIAL)]).unwrap();
+    let psam = onecard_sam::Psam::new(
+        terminal_number(cfg.city_code, cfg.station, 1),
+        keys(),
+        onecard_sam::MemorySerials(1),
+    );
+    let mut g = onecard_gate::Gate::new(
+        cfg,
+        psam,
+        Journal::open(temp_dir()).unwrap(),
+        Some(std::sync::Arc::new(Blacklist::new(listed))),
+    )
+    .unwrap();
+    let mut link = InProcess(card(5000));
+    let r = g.tap(&mut link, at(8, 0)).unwrap();
+    assert_eq!(r.refusal, Some(Refusal::Blacklisted));
+    assert_eq!(
+        link.0.state().block,
+        onecard_card::BlockState::Blocked,
+        "APPLICATION BLOCK with the issuer's MAC"
+    );
+    assert_eq!(link.0.state().balance, 5000);
+    // Any gate now sees a blocked card, blacklist or not.
+    let (mut other, _d) = gate("国贸");
+    assert_eq!(
+        other.tap(&mut link, at(8, 5)).unwrap().refusal,
+        Some(Refusal::Blocked)
+    );
+    // A card that is not listed rides.
+    let mut fine = InProcess(card_with(
+        Family::TUnion,
+        Algorithm::Tdes,
+        [0x03, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x01],
+        5000,
+        |_, _| onecard_card::VolatileStore,
+    ));
+    assert_eq!(
+        g.tap(&mut fine, at(8, 0)).unwrap().decision,
+        Decision::Entry
+    );
+}
+
+#[test]
+fn a_card_issued_in_another_city_rides_at_this_citys_fares() {
+    // A Shanghai-issued T-Union card (issuer 02002900FFFFFFFF), keys from its own issuer.
+    let shanghai: [u8; 8] = [0x02, 0x00, 0x29, 0x00, 0xFF, 0xFF, 0xFF, 0xFF];
+    let serial = [0x03, 0x10, 0, 0, 0, 0, 0, 0, 0x77, 0x77];
+    let state = onecard_card::personalize(&onecard_card::Personalization {
+        family: Family::TUnion,
+        issuer: shanghai,
+        serial,
+        start: onecard_proto::Date::new(2025, 1, 1).unwrap(),
+        expiry: onecard_proto::Date::new(2030, 1, 1).unwrap(),
+        max_balance: Fen::yuan(1000),
+    })
+    .unwrap();
+    let factor: [u8; 8] = serial[2..].try_into().unwrap();
+    let k = onecard_card::CardKeys::from_set(
+        onecard_sim::sample::sample_master_keys(Algorithm::Tdes).derive(shanghai, factor),
+        1,
+    );
+    let c = onecard_card::VirtualCard::new(
+        k,
+        state,
+        onecard_card::VolatileStore,
+        Box::new(onecard_card::SeededRandom::new(5)),
+    );
+    let mut s = onecard_terminal::CardSession::open(InProcess(c)).unwrap();
+    let when = onecard_proto::DateTime::from_unix(at(7, 0), 28_800).unwrap();
+    s.load(
+        &Hsm::new(keys()),
+        Fen::yuan(20),
+        [0, 0, 1, 0, 0, 0x50],
+        when,
+    )
+    .unwrap();
+    let mut link = s.into_link();
+    let (mut g_in, _a) = gate("苹果园");
+    let (mut g_out, _b) = gate("四惠东");
+    assert_eq!(
+        g_in.tap(&mut link, at(8, 0)).unwrap().decision,
+        Decision::Entry
+    );
+    let x = g_out.tap(&mut link, at(9, 0)).unwrap();
+    assert_eq!((x.decision, x.fare_fen), (Decision::Exit, 600), "{x:?}");
+    assert_eq!(x.record.unwrap().issuer, shanghai);
+}
