@@ -41,8 +41,8 @@ const ACK_MAGIC: &[u8; 4] = b"OCJA";
 const SEGMENT_EXT: &str = "seg";
 const QUARANTINE_DIR: &str = "quarantine";
 
-/// A journal sequence number: 1 for the first record a journal ever holds, never reused (the
-/// watermark carries it across compaction).
+/// A journal sequence number: 1 for the first record a journal ever holds; a seq returned by
+/// `append` is never handed out again (the watermark carries the count across compaction).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Seq(pub u64);
 

@@ -18,15 +18,16 @@
 //! * [`http`]: a bounded HTTP/1.1 client on `std::net::TcpStream` (plain HTTP; TLS through a
 //!   local proxy).
 //! * [`retry`]: exponential backoff with full jitter.
-//! * `src/bin/journal-stress.rs`: appends and prints each acknowledged seq, for the kill test
-//!   and the latency measurement.
+//! * `src/bin/journal-stress.rs`: appends and prints each acknowledged seq (the kill test),
+//!   measures append latency (`BENCHMARKS-journal.md`), prints a sample record.
 //!
 //! Invariants:
 //!
 //! 1. A seq returned by [`Journal::append`] is on stable storage; no later crash loses it.
 //! 2. Recovery cuts only a torn tail (damage at the very end of the last segment, which no
 //!    caller was told about) and refuses every other damage without changing the disk.
-//! 3. Seqs increase by one per record and are never reused, across compaction and restarts.
+//! 3. Seqs increase by one per record, across compaction and restarts; a seq once returned by
+//!    `append` is never handed out again (only the seq of a torn, never-returned append is).
 //! 4. A record leaves the journal only after the host acknowledged the batch holding it by
 //!    that batch's id and record count; the watermark is durable before any file is deleted.
 //! 5. Everything is bounded: record size, segment size, journal size (a full journal refuses

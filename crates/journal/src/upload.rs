@@ -12,6 +12,7 @@ use crate::http::{self, Endpoint, HttpConfig, HttpError};
 use crate::journal::{Journal, JournalError, RawRecord, Seq};
 use crate::retry::{self, Backoff, Class, RetryPolicy, Sleeper};
 use serde::Deserialize;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -173,6 +174,49 @@ pub struct AckBody {
     pub duplicates: u64,
 }
 
+/// How a cycle reaches the journal: exclusively, or through a lock taken per step.
+trait Access {
+    fn read(&mut self, records: usize, bytes: u64) -> Result<Vec<RawRecord>, JournalError>;
+    fn ack(&mut self, up_to: Seq) -> Result<usize, JournalError>;
+    fn unacked(&mut self) -> Result<usize, JournalError>;
+}
+
+impl Access for &mut Journal {
+    fn read(&mut self, records: usize, bytes: u64) -> Result<Vec<RawRecord>, JournalError> {
+        self.unacked_raw(records, bytes)
+    }
+
+    fn ack(&mut self, up_to: Seq) -> Result<usize, JournalError> {
+        Journal::ack(self, up_to)
+    }
+
+    fn unacked(&mut self) -> Result<usize, JournalError> {
+        Ok(self.stats().unacked)
+    }
+}
+
+impl Access for &Mutex<Journal> {
+    fn read(&mut self, records: usize, bytes: u64) -> Result<Vec<RawRecord>, JournalError> {
+        // A panic while holding the lock poisons it; the journal's own state is still
+        // consistent on disk, but this process should reopen it, as after a failed write.
+        self.lock()
+            .map_err(|_| JournalError::Poisoned)?
+            .unacked_raw(records, bytes)
+    }
+
+    fn ack(&mut self, up_to: Seq) -> Result<usize, JournalError> {
+        self.lock().map_err(|_| JournalError::Poisoned)?.ack(up_to)
+    }
+
+    fn unacked(&mut self) -> Result<usize, JournalError> {
+        Ok(self
+            .lock()
+            .map_err(|_| JournalError::Poisoned)?
+            .stats()
+            .unacked)
+    }
+}
+
 enum Attempt {
     Acked(AckBody),
     Transient(String),
@@ -238,12 +282,28 @@ impl Uploader {
     /// batch in the journal once the host acknowledged it. Stops at the first batch that
     /// cannot be delivered (later records never overtake earlier ones), after at most
     /// [`UploadConfig::max_batches_per_cycle`] batches.
+    ///
+    /// This holds the journal for the whole cycle, network waits included; a gate that taps
+    /// while it uploads uses [`Uploader::run_once_shared`] instead.
     pub fn run_once(&mut self, journal: &mut Journal) -> Result<UploadReport, UploadError> {
+        self.cycle(journal)
+    }
+
+    /// As [`Uploader::run_once`], but locks the journal only to read a batch and to record its
+    /// acknowledgement, never across network exchanges, so appends (taps) go on meanwhile.
+    pub fn run_once_shared(
+        &mut self,
+        journal: &Mutex<Journal>,
+    ) -> Result<UploadReport, UploadError> {
+        self.cycle(journal)
+    }
+
+    fn cycle(&mut self, mut journal: impl Access) -> Result<UploadReport, UploadError> {
         let mut report = UploadReport::default();
         for _ in 0..self.cfg.max_batches_per_cycle {
-            let raw = journal.unacked_raw(self.cfg.max_batch_records, self.cfg.max_batch_bytes)?;
+            let raw = journal.read(self.cfg.max_batch_records, self.cfg.max_batch_bytes)?;
             let Some(batch) = Batch::build(self.cfg.terminal, &raw) else {
-                report.remaining = 0;
+                report.remaining = journal.unacked()?;
                 return Ok(report);
             };
             if let Some((id, at)) = &self.rejected {
@@ -254,7 +314,8 @@ impl Uploader {
                             batch_id: batch.batch_id,
                             remaining: self.cfg.rejected_hold_off - waited,
                         });
-                        break;
+                        report.remaining = journal.unacked()?;
+                        return Ok(report);
                     }
                 }
                 self.rejected = None;
@@ -272,12 +333,13 @@ impl Uploader {
                         self.rejected = Some((batch_id.clone(), Instant::now()));
                     }
                     report.stopped = Some(stop);
-                    break;
+                    report.remaining = journal.unacked()?;
+                    return Ok(report);
                 }
             }
         }
-        report.remaining = journal.stats().unacked;
-        if report.stopped.is_none() && report.remaining > 0 {
+        report.remaining = journal.unacked()?;
+        if report.remaining > 0 {
             report.stopped = Some(Stopped::CycleLimit);
         }
         Ok(report)

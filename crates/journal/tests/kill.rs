@@ -209,6 +209,7 @@ fn kill_loop(name: &str, seed: u64, ack_every: u64) -> (usize, u64) {
         p.appended.len(),
         p.acked
     );
+    let _ = std::fs::remove_dir_all(&dir);
     (p.appended.len(), truncations)
 }
 

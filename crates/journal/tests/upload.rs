@@ -220,3 +220,25 @@ fn byte_bounded_batches_and_cycle_limit() {
     assert_eq!((r.batches, r.records, r.remaining), (3, 12, 18));
     assert_eq!(r.stopped, Some(Stopped::CycleLimit));
 }
+
+#[test]
+fn shared_upload_never_holds_the_journal_across_network_waits() {
+    let rx = Receiver::start();
+    rx.script(&[Behave::Drop, Behave::Status(502)]);
+    let j = Arc::new(Mutex::new(journal("up-shared", 10)));
+    let mut cfg = UploadConfig::new(rx.url.clone(), TERMINAL);
+    cfg.retry.max_attempts = 3;
+    let (j2, next) = (j.clone(), Arc::new(Mutex::new(100u32)));
+    // The "gate" taps while the uploader backs off: the lock must be free.
+    let mut up = Uploader::new(cfg).unwrap().with_sleeper(move |_| {
+        let mut n = next.lock().unwrap();
+        let mut journal = j2.try_lock().expect("journal locked during a network wait");
+        journal.append(&sample(*n)).unwrap();
+        *n += 1;
+    });
+    let r = up.run_once_shared(&j).unwrap();
+    assert_eq!((r.attempts, r.backoffs.len()), (4, 2));
+    assert_eq!((r.records, r.remaining, r.stopped), (12, 0, None));
+    assert_eq!(rx.with(|s| s.records.len()), 12);
+    assert_eq!(j.lock().unwrap().acked(), Seq(12));
+}

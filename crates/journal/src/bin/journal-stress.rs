@@ -8,6 +8,8 @@
 //!     prints `K <seq>` after `ack` returns. A line on stdout is a promise the kill test checks.
 //! journal-stress bench <dir> [--count N]
 //!     Appends N records and prints append+fsync latency percentiles as one JSON line.
+//! journal-stress sample
+//!     Prints one sample record in its JSON form.
 //! ```
 
 use onecard_journal::{
@@ -98,8 +100,12 @@ fn parse() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let mode = it
         .next()
-        .ok_or("usage: journal-stress append|bench <dir> …")?;
-    let dir = it.next().ok_or("missing <dir>")?;
+        .ok_or("usage: journal-stress append|bench <dir> … | sample")?;
+    let dir = if mode == "sample" {
+        String::new()
+    } else {
+        it.next().ok_or("missing <dir>")?
+    };
     let mut a = Args {
         mode,
         dir,
@@ -125,6 +131,11 @@ fn parse() -> Result<Args, String> {
 }
 
 fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    if a.mode == "sample" {
+        let v: serde_json::Value = serde_json::from_str(&record(0, 42).to_json())?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
     let mut cfg = JournalConfig::default();
     if let Some(s) = a.segment_bytes {
         cfg.segment_bytes = s;
