@@ -12,7 +12,7 @@ use onecard_crypto::{line_mac, load_session_input, mac_eq, purchase_session_inpu
 use onecard_proto::apdu::{CommandRef, MAX_RESPONSE_DATA};
 use onecard_proto::commands::{
     parse_date_time, CardCommand, InitData, InitLoadResponse, InitPurchaseResponse, Purse,
-    RecordSelector, MOHURD_AID, PPSE, T_UNION_AID,
+    RecordSelector, PPSE,
 };
 use onecard_proto::files::{sfi, tx_type, AppInfo, LogRecord, PROCESS_RECORD_LEN};
 use onecard_proto::sw::StatusWord as Sw;
@@ -220,7 +220,7 @@ impl<S: CardStore> VirtualCard<S> {
     }
 
     fn aid(&self) -> &'static [u8] {
-        aid(self.state.family)
+        self.state.family.aid()
     }
 
     fn select_adf(&mut self) -> Outcome {
@@ -893,19 +893,12 @@ fn rsp(data: &[u8]) -> Vec<u8> {
     v
 }
 
-fn aid(family: Family) -> &'static [u8] {
-    match family {
-        Family::TUnion => &T_UNION_AID,
-        Family::Mohurd => &MOHURD_AID,
-    }
-}
-
 fn build_fci(state: &CardState) -> Vec<u8> {
     let mut a5 = Vec::with_capacity(40);
     push_tlv(&mut a5, 0x9F08, &[state.app_info[9]]);
     push_tlv(&mut a5, 0x9F0C, &state.app_info);
     let mut inner = Vec::with_capacity(60);
-    push_tlv(&mut inner, 0x84, aid(state.family));
+    push_tlv(&mut inner, 0x84, state.family.aid());
     push_tlv(&mut inner, 0xA5, &a5);
     let mut fci = Vec::with_capacity(64);
     push_tlv(&mut fci, 0x6F, &inner);
@@ -914,7 +907,7 @@ fn build_fci(state: &CardState) -> Vec<u8> {
 
 fn build_ppse_fci(state: &CardState) -> Vec<u8> {
     let mut entry = Vec::new();
-    push_tlv(&mut entry, 0x4F, aid(state.family));
+    push_tlv(&mut entry, 0x4F, state.family.aid());
     push_tlv(&mut entry, 0x50, b"T-UNION EP");
     push_tlv(&mut entry, 0x87, &[0x01]);
     let mut dir = Vec::new();

@@ -31,33 +31,7 @@ pub const TRIP_LEN: usize = 48;
 /// Most MoHURD compound records a card holds.
 pub const MAX_COMPOUND: usize = 16;
 
-/// The application family of a card (Part A, decision 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// China T-Union (JT/T 978): PPSE, ADF `A000000632010105`.
-    TUnion,
-    /// MoHURD city union: ADF `A00000000386980701`, GET MESSAGE security code.
-    Mohurd,
-}
-
-impl Family {
-    /// `t-union` or `mohurd`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::TUnion => "t-union",
-            Family::Mohurd => "mohurd",
-        }
-    }
-
-    /// Parses `t-union` or `mohurd`.
-    pub fn from_name(s: &str) -> Option<Family> {
-        match s {
-            "t-union" => Some(Family::TUnion),
-            "mohurd" => Some(Family::Mohurd),
-            _ => None,
-        }
-    }
-}
+pub use onecard_proto::Family;
 
 /// What GET TRANSACTION PROVE returns for the last transaction of one type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -481,7 +481,10 @@ impl City {
 
     /// Lowest standard fare within a paid area (what an entry gate asks the card to hold).
     pub fn area_min_fare(&self, area: AreaId) -> Option<Fen> {
-        self.area_min.get(usize::from(area)).copied().filter(|f| f.get() != u64::MAX)
+        self.area_min
+            .get(usize::from(area))
+            .copied()
+            .filter(|f| f.get() != u64::MAX)
     }
 
     /// Highest standard fare within a paid area.

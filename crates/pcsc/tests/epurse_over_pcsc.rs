@@ -192,17 +192,7 @@ fn ride<T: CardTransport>(link: T, family: Family, algorithm: Algorithm) -> Ride
 }
 
 fn tac_of(r: &PurchaseReceipt) -> PurchaseTac {
-    PurchaseTac {
-        card: r.card,
-        algorithm: r.algorithm,
-        key_version: r.key_version,
-        amount: r.amount,
-        tx_type: r.tx_type,
-        terminal: r.terminal,
-        terminal_serial: r.terminal_serial,
-        when: r.when,
-        tac: r.tac,
-    }
+    r.tac_check()
 }
 
 fn load_and_ride_over_pcsc(family: Family, algorithm: Algorithm) {

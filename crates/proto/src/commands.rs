@@ -15,6 +15,42 @@ pub const T_UNION_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x06, 0x32, 0x01, 0x01, 0x05
 /// MoHURD city-union ADF.
 pub const MOHURD_AID: [u8; 9] = [0xA0, 0x00, 0x00, 0x00, 0x03, 0x86, 0x98, 0x07, 0x01];
 
+/// The application family of a card (Part A, decision 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// China T-Union (JT/T 978): PPSE, ADF `A000000632010105`.
+    TUnion,
+    /// MoHURD city union: ADF `A00000000386980701`, GET MESSAGE security code in MAC1.
+    Mohurd,
+}
+
+impl Family {
+    /// `t-union` or `mohurd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::TUnion => "t-union",
+            Family::Mohurd => "mohurd",
+        }
+    }
+
+    /// Parses `t-union` or `mohurd`.
+    pub fn from_name(s: &str) -> Option<Family> {
+        match s {
+            "t-union" => Some(Family::TUnion),
+            "mohurd" => Some(Family::Mohurd),
+            _ => None,
+        }
+    }
+
+    /// The family's EP application identifier.
+    pub fn aid(self) -> &'static [u8] {
+        match self {
+            Family::TUnion => &T_UNION_AID,
+            Family::Mohurd => &MOHURD_AID,
+        }
+    }
+}
+
 /// Which purse a purse command addresses (P2 of 805C/8050).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purse {

@@ -271,6 +271,18 @@ pub enum JourneyStatus {
     Exited = 2,
 }
 
+impl JourneyStatus {
+    /// The status byte of a journey record, if it is one of 00 / 01 / 02.
+    pub fn from_byte(b: u8) -> Option<JourneyStatus> {
+        match b {
+            0 => Some(JourneyStatus::Initial),
+            1 => Some(JourneyStatus::Entered),
+            2 => Some(JourneyStatus::Exited),
+            _ => None,
+        }
+    }
+}
+
 /// A transit station or stop as 0x1A/0x1E records carry it: line and station numbers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct StationCode {
@@ -428,17 +440,10 @@ impl MetroRecord {
                 detail: "CRC-32 at 124..127 does not match",
             });
         }
-        let status = match b[14] {
-            0 => JourneyStatus::Initial,
-            1 => JourneyStatus::Entered,
-            2 => JourneyStatus::Exited,
-            _ => {
-                return Err(LayoutError::Field {
-                    what: W,
-                    detail: "status byte is not 00/01/02",
-                })
-            }
-        };
+        let status = JourneyStatus::from_byte(b[14]).ok_or(LayoutError::Field {
+            what: W,
+            detail: "status byte is not 00/01/02",
+        })?;
         let ym = &b[86..89];
         let year_month = if ym == [0, 0, 0] {
             0
@@ -591,17 +596,10 @@ impl MetroRecord {
                 detail: "CRC at 44..46 does not match",
             });
         }
-        let status = match b[0] {
-            0 => JourneyStatus::Initial,
-            1 => JourneyStatus::Entered,
-            2 => JourneyStatus::Exited,
-            _ => {
-                return Err(LayoutError::Field {
-                    what: W,
-                    detail: "status byte is not 00/01/02",
-                })
-            }
-        };
+        let status = JourneyStatus::from_byte(b[0]).ok_or(LayoutError::Field {
+            what: W,
+            detail: "status byte is not 00/01/02",
+        })?;
         let year_month = if b[20..23] == [0, 0, 0] {
             0
         } else {
@@ -704,17 +702,10 @@ impl BusRecord {
                 detail: "CRC-32 at 124..127 does not match",
             });
         }
-        let status = match b[14] {
-            0 => JourneyStatus::Initial,
-            1 => JourneyStatus::Entered,
-            2 => JourneyStatus::Exited,
-            _ => {
-                return Err(LayoutError::Field {
-                    what: W,
-                    detail: "status byte is not 00/01/02",
-                })
-            }
-        };
+        let status = JourneyStatus::from_byte(b[14]).ok_or(LayoutError::Field {
+            what: W,
+            detail: "status byte is not 00/01/02",
+        })?;
         Ok(BusRecord {
             status,
             board_city: arr(b, 15),
@@ -795,17 +786,10 @@ impl BusRecord {
                 detail: "CRC at 44..46 does not match",
             });
         }
-        let status = match b[0] {
-            0 => JourneyStatus::Initial,
-            1 => JourneyStatus::Entered,
-            2 => JourneyStatus::Exited,
-            _ => {
-                return Err(LayoutError::Field {
-                    what: W,
-                    detail: "status byte is not 00/01/02",
-                })
-            }
-        };
+        let status = JourneyStatus::from_byte(b[0]).ok_or(LayoutError::Field {
+            what: W,
+            detail: "status byte is not 00/01/02",
+        })?;
         let mut board_terminal = [0u8; 8];
         board_terminal[..6].copy_from_slice(&b[13..19]);
         Ok(BusRecord {

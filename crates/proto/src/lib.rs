@@ -21,7 +21,7 @@ pub mod transport;
 
 pub use apdu::{Command, CommandRef, Response};
 pub use bcd::{Date, DateTime, Time};
-pub use commands::CardCommand;
+pub use commands::{CardCommand, Family};
 pub use money::Fen;
 pub use sw::StatusWord;
 pub use transport::{CardTransport, InProcess, SmartCard, TransportError};

@@ -141,7 +141,8 @@ impl SoftwareKeyStore {
     /// single-issuer terminal, or a city whose cards from every issuer share one key hierarchy,
     /// as the published sample keys do). Call once per algorithm.
     pub fn with_any_issuer(mut self, master: KeySet) -> SoftwareKeyStore {
-        self.any_issuer.retain(|s| s.keys.algorithm != master.algorithm);
+        self.any_issuer
+            .retain(|s| s.keys.algorithm != master.algorithm);
         self.any_issuer.push(Source {
             keys: master,
             master: true,
@@ -165,7 +166,11 @@ impl SoftwareKeyStore {
         let found = self
             .issuers
             .get(&(req.card.issuer, req.algorithm))
-            .or_else(|| self.any_issuer.iter().find(|s| s.keys.algorithm == req.algorithm));
+            .or_else(|| {
+                self.any_issuer
+                    .iter()
+                    .find(|s| s.keys.algorithm == req.algorithm)
+            });
         let Some(src) = found else {
             // Say why: keys of another algorithm, or none at all for this issuer.
             let other = self

@@ -11,35 +11,18 @@
 //!   terminal never debits twice.
 
 use onecard_proto::commands::{
-    CardCommand, InitData, InitLoadResponse, InitPurchaseResponse, Purse, RecordSelector,
-    MOHURD_AID, PPSE, T_UNION_AID,
+    CardCommand, InitData, InitLoadResponse, InitPurchaseResponse, Purse, RecordSelector, PPSE,
 };
 use onecard_proto::files::{sfi, tx_type, AppInfo, LogRecord};
 use onecard_proto::tlv::Tlv;
 use onecard_proto::{CardTransport, DateTime, Fen, Response, StatusWord, TransportError};
 use onecard_sam::{
-    CardRef, Hsm, HsmError, KeyStore, LoadRequest, Psam, PsamError, PurchaseRequest, SerialSource,
+    CardRef, Hsm, HsmError, KeyStore, LoadRequest, Psam, PsamError, PurchaseRequest, PurchaseTac,
+    SerialSource,
 };
 use thiserror::Error;
 
-/// Card family as seen by a terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// T-Union.
-    TUnion,
-    /// MoHURD city union.
-    Mohurd,
-}
-
-impl Family {
-    /// `t-union` or `mohurd`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::TUnion => "t-union",
-            Family::Mohurd => "mohurd",
-        }
-    }
-}
+pub use onecard_proto::Family;
 
 /// Why a terminal flow stopped.
 #[derive(Debug, Error)]
@@ -157,6 +140,23 @@ pub struct PurchaseReceipt {
     pub security_code: Option<[u8; 9]>,
 }
 
+impl PurchaseReceipt {
+    /// What the host needs to verify this receipt's TAC.
+    pub fn tac_check(&self) -> PurchaseTac {
+        PurchaseTac {
+            card: self.card,
+            algorithm: self.algorithm,
+            key_version: self.key_version,
+            amount: self.amount,
+            tx_type: self.tx_type,
+            terminal: self.terminal,
+            terminal_serial: self.terminal_serial,
+            when: self.when,
+            tac: self.tac,
+        }
+    }
+}
+
 /// A transaction whose final answer was lost: the card may or may not have committed it.
 /// A terminal stores it durably and resolves it on the next contact of the same card.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,14 +252,11 @@ impl<T: CardTransport> CardSession<T> {
             Ok(send(link, buf, &CardCommand::SelectByName(name))?)
         };
         let ppse = select(&mut link, &mut buf, PPSE)?;
-        let all: [(Family, &[u8]); 2] = [
-            (Family::TUnion, &T_UNION_AID),
-            (Family::Mohurd, &MOHURD_AID),
-        ];
+        let all = [Family::TUnion, Family::Mohurd];
         // A card that lists the T-Union EP in its PPSE is T-Union; otherwise try both ADFs.
         let candidates = if ppse.sw.is_ok() { &all[..1] } else { &all[..] };
-        for &(family, aid) in candidates {
-            let r = select(&mut link, &mut buf, aid)?;
+        for &family in candidates {
+            let r = select(&mut link, &mut buf, family.aid())?;
             match r.sw {
                 StatusWord::Ok | StatusWord::FunctionNotSupported => {
                     let fci =

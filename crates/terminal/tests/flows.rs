@@ -12,7 +12,7 @@ use onecard_proto::files::{
     sfi, tx_type, JourneyStatus, LogRecord, MetroRecord, StationCode, TripRecord,
 };
 use onecard_proto::{CardTransport, Fen, SmartCard, StatusWord};
-use onecard_sam::{CardRef, PurchaseTac};
+use onecard_sam::CardRef;
 use onecard_terminal::{CappRecord, CardSession, LoadOutcome, PurchaseOutcome, TerminalError};
 
 const ALL: [(Family, Algorithm); 4] = [
@@ -110,19 +110,7 @@ fn load_then_compound_purchases_every_family_and_algorithm() {
         );
         assert_eq!(s.balance().unwrap(), Fen::yuan(46));
         for r in [&e, &x] {
-            let ok = hsm
-                .verify_purchase_tac(&PurchaseTac {
-                    card: r.card,
-                    algorithm: r.algorithm,
-                    key_version: r.key_version,
-                    amount: r.amount,
-                    tx_type: r.tx_type,
-                    terminal: r.terminal,
-                    terminal_serial: r.terminal_serial,
-                    when: r.when,
-                    tac: r.tac,
-                })
-                .unwrap();
+            let ok = hsm.verify_purchase_tac(&r.tac_check()).unwrap();
             assert!(ok, "purchase TAC {family:?} {alg:?}");
         }
         // A plain (non-compound) purchase too.

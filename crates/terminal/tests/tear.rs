@@ -15,7 +15,7 @@ use onecard_card::{Family, Fault, FaultPlan, SeededRandom, SimStore, TearingLink
 use onecard_crypto::Algorithm;
 use onecard_proto::files::sfi;
 use onecard_proto::Fen;
-use onecard_sam::PurchaseTac;
+
 use onecard_terminal::{
     CappRecord, CardSession, LoadOutcome, PurchaseOutcome, PurchaseReceipt, Resolution,
     TerminalError,
@@ -172,17 +172,7 @@ fn check(link: &TearingLink, ledger: &Ledger, alg: Algorithm, prev: &mut (u16, u
     );
     let hsm = hsm(alg);
     for r in &ledger.purchases {
-        let t = PurchaseTac {
-            card: r.card,
-            algorithm: r.algorithm,
-            key_version: r.key_version,
-            amount: r.amount,
-            tx_type: r.tx_type,
-            terminal: r.terminal,
-            terminal_serial: r.terminal_serial,
-            when: r.when,
-            tac: r.tac,
-        };
+        let t = r.tac_check();
         assert!(
             hsm.verify_purchase_tac(&t).unwrap(),
             "TAC of counter {}",
