@@ -4,7 +4,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use onecard_card::{FileStore, OsRandom, VirtualCard};
 use onecard_crypto::Algorithm;
-use onecard_gate::setup::{gate_config, terminal_number};
+use onecard_gate::setup::{gate_config, gate_config_for, terminal_number};
+use onecard_gate::sync::GateUpdates;
 use onecard_gate::{Gate, GateMode, TapResult};
 use onecard_journal::Journal;
 use onecard_proto::InProcess;
@@ -22,6 +23,18 @@ pub enum GateCommand {
     /// A gate serving a PC/SC reader (a real one, or vpcd) until stopped: each card that
     /// arrives is tapped and its result printed as one JSON line.
     Run(RunArgs),
+    /// Upload the journal to the host and fetch blacklist and fare-file updates.
+    Sync(SyncArgs),
+}
+
+/// `gate sync` arguments.
+#[derive(Args)]
+pub struct SyncArgs {
+    /// Host base URL, e.g. http://127.0.0.1:8080 (TLS through a local proxy).
+    #[arg(long)]
+    host: String,
+    #[command(flatten)]
+    gate: GateArgs,
 }
 
 /// Where the gate stands.
@@ -76,6 +89,7 @@ pub fn run(cmd: GateCommand) -> Result<()> {
     match cmd {
         GateCommand::Tap(a) => tap(a),
         GateCommand::Run(a) => run_reader(a),
+        GateCommand::Sync(a) => sync(a),
     }
 }
 
@@ -96,9 +110,16 @@ pub fn key_store(master: Option<&Path>) -> Result<SoftwareKeyStore> {
 type CliGate = Gate<Arc<SoftwareKeyStore>, FileSerials>;
 
 fn open_gate(a: &GateArgs) -> Result<CliGate> {
-    let cfg = gate_config(&a.city, &a.station, GateMode::Auto)?;
     std::fs::create_dir_all(&a.journal)
         .with_context(|| format!("creating {}", a.journal.display()))?;
+    // A fare file downloaded from the host wins over the built-in one.
+    let cfg = match GateUpdates::new(&a.journal, &a.city, None).fares() {
+        Some((_, toml)) => {
+            let city = onecard_fares::builtin::city_from_toml(&toml)?;
+            gate_config_for(&a.city, city, &a.station, GateMode::Auto)?
+        }
+        None => gate_config(&a.city, &a.station, GateMode::Auto)?,
+    };
     let journal = Journal::open(&a.journal)
         .with_context(|| format!("opening journal {}", a.journal.display()))?;
     let keys = Arc::new(key_store(a.master_keys.as_deref())?);
@@ -125,6 +146,30 @@ pub fn result_json(r: &TapResult) -> Value {
         "fare": r.fare,
         "apdus": r.apdus,
     })
+}
+
+fn sync(a: SyncArgs) -> Result<()> {
+    let cfg = gate_config(&a.gate.city, &a.gate.station, GateMode::Auto)?;
+    let terminal = terminal_number(cfg.city_code, cfg.station, a.gate.gate);
+    std::fs::create_dir_all(&a.gate.journal)?;
+    let mut journal = Journal::open(&a.gate.journal)
+        .with_context(|| format!("opening journal {}", a.gate.journal.display()))?;
+    let up = onecard_gate::sync::upload(&mut journal, &a.host, terminal)?;
+    let mut sink = GateUpdates::new(&a.gate.journal, &a.gate.city, None);
+    let mut down = onecard_journal::Downloader::new(onecard_journal::DownloadConfig::new(
+        a.host.as_str(),
+        terminal,
+    ))?;
+    let got = down.check(&mut sink);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "upload": format!("{up:?}"),
+            "download": match &got { Ok(r) => format!("{r:?}"), Err(e) => format!("error: {e}") },
+        }))?
+    );
+    got?;
+    Ok(())
 }
 
 fn now_utc() -> Result<i64> {

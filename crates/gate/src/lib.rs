@@ -6,11 +6,14 @@
 //!   journal.
 //! - [`pending`]: debits whose answer was lost, resolved at the next contact of the same card.
 //! - [`record`]: journal records (the JSON clearing imports) from terminal receipts.
+//! - [`sync`]: upload of the journal (pending debits carried first) and blacklist / fare-file
+//!   downloads, off the tap path.
 
 pub mod metro;
 pub mod pending;
 pub mod record;
 pub mod setup;
+pub mod sync;
 
 pub use metro::{
     BusRoute, Decision, FareSummary, Gate, GateConfig, GateError, GateMode, Refusal, TapResult,

@@ -42,7 +42,16 @@ pub enum SetupError {
 
 /// The configuration of a gate at `station` (a name from the network data) in a built-in city.
 pub fn gate_config(city_id: &str, station: &str, mode: GateMode) -> Result<GateConfig, SetupError> {
-    let city: City = builtin::city(city_id)?;
+    gate_config_for(city_id, builtin::city(city_id)?, station, mode)
+}
+
+/// [`gate_config`] with the city's fares given (e.g. a fare file downloaded from the host).
+pub fn gate_config_for(
+    city_id: &str,
+    city: City,
+    station: &str,
+    mode: GateMode,
+) -> Result<GateConfig, SetupError> {
     let id = city.station_by_name(station)?;
     let net = city
         .network()

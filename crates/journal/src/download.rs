@@ -12,7 +12,7 @@ use serde::Deserialize;
 use std::time::Duration;
 use thiserror::Error;
 
-/// Most serials one blacklist answer may carry (adds plus removes).
+/// Most cards one blacklist answer may carry (adds plus removes).
 pub const MAX_BLACKLIST_ENTRIES: usize = 200_000;
 
 /// The versions a gate holds (0 = none yet).
@@ -24,6 +24,10 @@ pub struct Versions {
     pub fares: u64,
 }
 
+/// A card on a blacklist: issuer identifier (8 bytes, 0x15 bytes 0..8) and application serial
+/// (10 bytes, 0x15 bytes 10..20), because serials are unique only within an issuer.
+pub type CardId = ([u8; 8], [u8; 10]);
+
 /// A blacklist update: a delta from `base_version`, or the full list when that is `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlacklistUpdate {
@@ -31,10 +35,10 @@ pub struct BlacklistUpdate {
     pub version: u64,
     /// The version the delta applies to; `None`: `add` is the complete list.
     pub base_version: Option<u64>,
-    /// Application serials to add (10 bytes).
-    pub add: Vec<[u8; 10]>,
-    /// Application serials to remove.
-    pub remove: Vec<[u8; 10]>,
+    /// Cards to add.
+    pub add: Vec<CardId>,
+    /// Cards to remove.
+    pub remove: Vec<CardId>,
 }
 
 /// A fare-file update.
@@ -173,16 +177,21 @@ struct FaresJson {
     toml: String,
 }
 
-fn serials(list: &[String]) -> Result<Vec<[u8; 10]>, String> {
+/// Cards as 36 upper-case hex digits: issuer identifier (16) then application serial (20).
+fn cards(list: &[String]) -> Result<Vec<CardId>, String> {
     list.iter()
         .map(|s| {
-            if s.len() != 20 || !crate::record::is_upper_hex(s) {
+            if s.len() != 36 || !crate::record::is_upper_hex(s) {
                 return Err(format!(
-                    "serial {:?} is not 20 upper-case hex digits",
+                    "card {:?} is not 36 upper-case hex digits (issuer then serial)",
                     s.chars().take(40).collect::<String>()
                 ));
             }
-            onecard_proto::hex::decode_array::<10>(s).map_err(|e| e.to_string())
+            let issuer =
+                onecard_proto::hex::decode_array::<8>(&s[..16]).map_err(|e| e.to_string())?;
+            let serial =
+                onecard_proto::hex::decode_array::<10>(&s[16..]).map_err(|e| e.to_string())?;
+            Ok((issuer, serial))
         })
         .collect()
 }
@@ -323,7 +332,7 @@ fn apply_blacklist(sink: &mut dyn UpdateSink, have: u64, b: BlacklistJson) -> Ou
     if b.base_version.is_none() && !b.remove.is_empty() {
         return refuse("a full blacklist cannot remove entries".into());
     }
-    let update = match (serials(&b.add), serials(&b.remove)) {
+    let update = match (cards(&b.add), cards(&b.remove)) {
         (Ok(add), Ok(remove)) => BlacklistUpdate {
             version: b.version,
             base_version: b.base_version,

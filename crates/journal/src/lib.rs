@@ -44,7 +44,7 @@ pub mod retry;
 pub mod upload;
 
 pub use download::{
-    BlacklistUpdate, DownloadConfig, DownloadError, DownloadReport, Downloader, FareUpdate,
+    BlacklistUpdate, CardId, DownloadConfig, DownloadError, DownloadReport, Downloader, FareUpdate,
     Outcome, UpdateSink, Versions,
 };
 pub use journal::{

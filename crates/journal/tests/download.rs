@@ -15,7 +15,7 @@ use std::time::Duration;
 #[derive(Default)]
 struct Gate {
     v: Versions,
-    blacklist: BTreeSet<[u8; 10]>,
+    blacklist: BTreeSet<([u8; 8], [u8; 10])>,
     fares: Option<FareUpdate>,
     refuse_fares: bool,
 }
@@ -60,12 +60,15 @@ fn downloader(rx: &Receiver) -> Downloader {
         .with_sleeper(|_| {})
 }
 
-const A: &str = "31040000000000000001";
-const B: &str = "31040000000000000002";
-const C: &str = "31040000000000000003";
+const A: &str = "01011000FFFFFFFF31040000000000000001";
+const B: &str = "01011000FFFFFFFF31040000000000000002";
+const C: &str = "01011000FFFFFFFF31040000000000000003";
 
-fn serial(s: &str) -> [u8; 10] {
-    onecard_proto::hex::decode_array(s).unwrap()
+fn serial(s: &str) -> ([u8; 8], [u8; 10]) {
+    (
+        onecard_proto::hex::decode_array(&s[..16]).unwrap(),
+        onecard_proto::hex::decode_array(&s[16..]).unwrap(),
+    )
 }
 
 #[test]
@@ -146,7 +149,7 @@ fn versions_never_go_backwards_and_deltas_need_their_base() {
         ));
         s.get_answers.push_back((
             200,
-            r#"{"blacklist":{"version":21,"base_version":20,"add":["3104000000000000000x"]}}"#
+            r#"{"blacklist":{"version":21,"base_version":20,"add":["01011000FFFFFFFF3104000000000000000x"]}}"#
                 .to_string(),
         ));
     });
