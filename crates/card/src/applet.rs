@@ -245,6 +245,7 @@ impl<S: CardStore> VirtualCard<S> {
                 | CardCommand::ReadBinary { .. }
                 | CardCommand::ReadRecord { .. }
                 | CardCommand::GetBalance(_)
+                | CardCommand::GetBalanceVariant { .. }
         );
         if !keeps_session {
             self.session = Session::Idle;
@@ -286,6 +287,14 @@ impl<S: CardStore> VirtualCard<S> {
                 self.need_adf()?;
                 self.need_ep(purse)?;
                 Ok(rsp(&self.state.balance.to_be_bytes()))
+            }
+            // onecard cards have no overdraft (limit and overdrawn amount are zero), so the
+            // balance "excluding overdraft" is the balance: every reader's reading agrees.
+            CardCommand::GetBalanceVariant { p1, purse } => {
+                self.need_adf()?;
+                self.need_ep(purse)?;
+                let v = if p1 == 3 { self.state.balance } else { 0 };
+                Ok(rsp(&v.to_be_bytes()))
             }
             CardCommand::InitLoad(purse, init) => self.init_load(purse, init),
             CardCommand::CreditLoad { date, time, mac2 } => self.credit_load(date, time, mac2),

@@ -107,6 +107,14 @@ pub enum CardCommand<'a> {
     },
     /// `80 5C 00 P2`: GET BALANCE.
     GetBalance(Purse),
+    /// `80 5C 01..03 P2`: the T-Union balance variants some readers send (B.1.6): overdraft
+    /// limit (01), overdrawn amount (02), balance excluding overdraft (03).
+    GetBalanceVariant {
+        /// P1.
+        p1: u8,
+        /// The purse.
+        purse: Purse,
+    },
     /// `80 50 00 P2`: INITIALIZE FOR LOAD.
     InitLoad(Purse, InitData),
     /// `80 50 01 P2`: INITIALIZE FOR PURCHASE.
@@ -278,10 +286,14 @@ impl<'a> CardCommand<'a> {
             }
             (0x80, 0x5C) => {
                 need(0)?;
-                if c.p1 != 0 {
-                    return Err(Sw::WrongP1P2);
+                match c.p1 {
+                    0 => Ok(CardCommand::GetBalance(purse(c.p2)?)),
+                    1..=3 => Ok(CardCommand::GetBalanceVariant {
+                        p1: c.p1,
+                        purse: purse(c.p2)?,
+                    }),
+                    _ => Err(Sw::WrongP1P2),
                 }
-                Ok(CardCommand::GetBalance(purse(c.p2)?))
             }
             (0x80, 0x50) => match c.p1 {
                 0x00 => Ok(CardCommand::InitLoad(purse(c.p2)?, init_data(d)?)),
@@ -451,6 +463,9 @@ impl<'a> CardCommand<'a> {
                 head(0x00, 0xB2, p1, sfi << 3 | low, &[], Some(len))
             }
             CardCommand::GetBalance(p) => head(0x80, 0x5C, 0x00, p as u8, &[], Some(4)),
+            CardCommand::GetBalanceVariant { p1, purse } => {
+                head(0x80, 0x5C, p1, purse as u8, &[], Some(4))
+            }
             CardCommand::InitLoad(p, ref i) => {
                 head(0x80, 0x50, 0x00, p as u8, &[&init_data(i)], Some(16))
             }

@@ -368,6 +368,16 @@ fn readers_see_ppse_fci_and_records() {
         LogRecord::parse(&all.data[..23]).unwrap().amount,
         Fen::yuan(2)
     );
+    // The balance variants readers such as nfcard and Metrodroid send (B.1.6).
+    for (p1, expect) in [(1u8, 0u32), (2, 0), (3, 300)] {
+        let r = s
+            .exchange(&CardCommand::GetBalanceVariant {
+                p1,
+                purse: onecard_proto::commands::Purse::Ep,
+            })
+            .unwrap();
+        assert_eq!(r.data, expect.to_be_bytes(), "P1 {p1}");
+    }
     let metro = s.read_record(sfi::PROCESS, 1).unwrap().unwrap();
     assert!(MetroRecord::parse(&metro).is_ok());
 }
