@@ -318,3 +318,38 @@ fn a_card_issued_in_another_city_rides_at_this_citys_fares() {
     assert_eq!((x.decision, x.fare_fen), (Decision::Exit, 600), "{x:?}");
     assert_eq!(x.record.unwrap().issuer, shanghai);
 }
+
+#[test]
+fn an_exit_gate_charges_a_missing_entry() {
+    let dir = temp_dir();
+    let cfg = onecard_gate::GateConfig {
+        mode: onecard_gate::GateMode::Exit,
+        ..beijing("国贸")
+    };
+    let expected = cfg
+        .city
+        .charge(
+            cfg.city.rules.metro.as_ref().unwrap().missing_entry,
+            Some(cfg.station),
+            0,
+        )
+        .unwrap();
+    let mut exit_only = gate_in(cfg, &dir, 3);
+    let mut link = InProcess(card(5000));
+    let x = exit_only.tap(&mut link, at(9, 0)).unwrap();
+    assert_eq!(
+        (x.decision, x.fare_fen),
+        (Decision::Exit, expected.get()),
+        "{x:?}"
+    );
+    assert!(expected.get() > 0);
+    let pen = &x
+        .record
+        .as_ref()
+        .unwrap()
+        .journey
+        .as_ref()
+        .unwrap()
+        .penalties;
+    assert_eq!(pen[0].kind, onecard_journal::PenaltyKind::MissingEntry);
+}
