@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
-use onecard_fares::{builtin, gtfs, Category, City, Item, MetroTrip, PenaltyKind, RiderMonth, Tap};
+use onecard_fares::{builtin, gtfs, Category, City, Item, MetroTrip, RiderMonth, Tap};
 use onecard_proto::Fen;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Fare subcommands.
 #[derive(Subcommand)]
@@ -107,48 +107,6 @@ fn area_index(city: &City, area: Option<&str>) -> Result<u8> {
         .ok_or_else(|| anyhow!("unknown area {a:?}; areas: {}", net.areas.join(", ")))
 }
 
-fn item_json(city: &City, it: &Item) -> Value {
-    let f = |x: Fen| x.get();
-    match *it {
-        Item::Distance {
-            distance_m,
-            band,
-            fare,
-        } => {
-            json!({"kind": "distance", "distance_m": distance_m, "band": band, "fare_fen": f(fare)})
-        }
-        Item::Flat { fare } => json!({"kind": "flat", "fare_fen": f(fare)}),
-        Item::PairOverride { fare } => json!({"kind": "pair_override", "fare_fen": f(fare)}),
-        Item::OutOfStation {
-            carried_m,
-            journey_fare,
-            already_charged,
-        } => {
-            json!({"kind": "out_of_station_transfer", "carried_m": carried_m, "journey_fare_fen": f(journey_fare), "already_charged_fen": f(already_charged)})
-        }
-        Item::Category {
-            category,
-            percent,
-            off,
-        } => {
-            json!({"kind": "category", "category": category.key(), "percent": percent, "off_fen": f(off)})
-        }
-        Item::Card { percent, off } => {
-            json!({"kind": "card", "percent": percent, "off_fen": f(off), "city": city.rules.id})
-        }
-        Item::Monthly { percent, off } => {
-            json!({"kind": "monthly", "percent": percent, "off_fen": f(off)})
-        }
-        Item::Transfer { off } => json!({"kind": "transfer_discount", "off_fen": f(off)}),
-        Item::Penalty { kind, fare } => json!({"kind": "penalty", "penalty": match kind {
-            PenaltyKind::MissingEntry => "missing_entry",
-            PenaltyKind::MissingExit => "missing_exit",
-            PenaltyKind::SameStation => "same_station",
-            PenaltyKind::Overstay => "overstay",
-        }, "fare_fen": f(fare)}),
-    }
-}
-
 fn quote(a: QuoteArgs) -> Result<()> {
     let city = load_city(&a.city)?;
     let at = match &a.at {
@@ -236,7 +194,7 @@ fn quote(a: QuoteArgs) -> Result<()> {
         "band": q.band,
         "category": category.key(),
         "path": path,
-        "breakdown": q.breakdown.iter().map(|i| item_json(&city, i)).collect::<Vec<_>>(),
+        "breakdown": q.breakdown.iter().map(Item::to_json).collect::<Vec<_>>(),
         "new_month": {"year_month": q.new_month.year_month, "spent_fen": q.new_month.spent.get(), "rides": q.new_month.rides},
     });
     println!("{}", serde_json::to_string_pretty(&out)?);

@@ -208,6 +208,54 @@ pub enum Item {
     },
 }
 
+impl Item {
+    /// The item as JSON, `{"kind": …}` with amounts in fen: the form the CLI prints and gates
+    /// put in their tap reports.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let f = |x: Fen| x.get();
+        match *self {
+            Item::Distance {
+                distance_m,
+                band,
+                fare,
+            } => {
+                json!({"kind": "distance", "distance_m": distance_m, "band": band, "fare_fen": f(fare)})
+            }
+            Item::Flat { fare } => json!({"kind": "flat", "fare_fen": f(fare)}),
+            Item::PairOverride { fare } => json!({"kind": "pair_override", "fare_fen": f(fare)}),
+            Item::OutOfStation {
+                carried_m,
+                journey_fare,
+                already_charged,
+            } => json!({
+                "kind": "out_of_station_transfer", "carried_m": carried_m,
+                "journey_fare_fen": f(journey_fare), "already_charged_fen": f(already_charged)
+            }),
+            Item::Category {
+                category,
+                percent,
+                off,
+            } => {
+                json!({"kind": "category", "category": category.key(), "percent": percent, "off_fen": f(off)})
+            }
+            Item::Card { percent, off } => {
+                json!({"kind": "card", "percent": percent, "off_fen": f(off)})
+            }
+            Item::Monthly { percent, off } => {
+                json!({"kind": "monthly", "percent": percent, "off_fen": f(off)})
+            }
+            Item::Transfer { off } => json!({"kind": "transfer_discount", "off_fen": f(off)}),
+            Item::Penalty { kind, fare } => json!({"kind": "penalty", "penalty": match kind {
+                PenaltyKind::MissingEntry => "missing_entry",
+                PenaltyKind::MissingExit => "missing_exit",
+                PenaltyKind::SameStation => "same_station",
+                PenaltyKind::Overstay => "overstay",
+            }, "fare_fen": f(fare)}),
+        }
+    }
+}
+
 /// The answer of the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quote {

@@ -147,47 +147,6 @@ pub struct FareSummary {
     pub breakdown: Vec<serde_json::Value>,
 }
 
-/// One breakdown item as JSON: `{"item": "distance", …amounts in fen}`.
-pub fn item_json(i: &Item) -> serde_json::Value {
-    use serde_json::json;
-    match *i {
-        Item::Distance {
-            distance_m,
-            band,
-            fare,
-        } => {
-            json!({"item": "distance", "distance_m": distance_m, "band": band, "fare_fen": fare.get()})
-        }
-        Item::Flat { fare } => json!({"item": "flat", "fare_fen": fare.get()}),
-        Item::PairOverride { fare } => json!({"item": "pair_override", "fare_fen": fare.get()}),
-        Item::OutOfStation {
-            carried_m,
-            journey_fare,
-            already_charged,
-        } => json!({
-            "item": "out_of_station_transfer", "carried_m": carried_m,
-            "journey_fare_fen": journey_fare.get(), "already_charged_fen": already_charged.get()
-        }),
-        Item::Category {
-            category,
-            percent,
-            off,
-        } => {
-            json!({"item": "category", "category": category.key(), "percent": percent, "off_fen": off.get()})
-        }
-        Item::Card { percent, off } => {
-            json!({"item": "card", "percent": percent, "off_fen": off.get()})
-        }
-        Item::Monthly { percent, off } => {
-            json!({"item": "monthly", "percent": percent, "off_fen": off.get()})
-        }
-        Item::Transfer { off } => json!({"item": "transfer", "off_fen": off.get()}),
-        Item::Penalty { kind, fare } => {
-            json!({"item": "penalty", "kind": format!("{kind:?}"), "fare_fen": fare.get()})
-        }
-    }
-}
-
 /// What one tap did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TapResult {
@@ -270,7 +229,7 @@ fn summary(q: &Quote) -> FareSummary {
     FareSummary {
         distance_m: q.distance_m,
         full_fare_fen: q.full_fare.get(),
-        breakdown: q.breakdown.iter().map(item_json).collect(),
+        breakdown: q.breakdown.iter().map(Item::to_json).collect(),
     }
 }
 
