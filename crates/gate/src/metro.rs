@@ -445,22 +445,14 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
             Ok(r) => r,
             Err(refusal) => return Ok(TapResult::refused(refusal, 0)),
         };
-        let balance = match s.balance() {
-            Ok(b) => b,
-            Err(e) => return Ok(TapResult::refused(card_error(e), 0)),
-        };
         if let Some(route) = self.cfg.bus.clone() {
             let bus = match self.read_bus(s) {
                 Ok(b) => b,
                 Err(refusal) => return Ok(TapResult::refused(refusal, 0)),
             };
-            return match self.plan_bus(&route, &record, &bus, balance, at_utc, now) {
-                Ok(plan) => self.execute(s, plan, balance, now),
-                Err(refusal) => {
-                    let mut r = TapResult::refused(refusal, 0);
-                    r.balance_before_fen = Some(balance.get());
-                    Ok(r)
-                }
+            return match self.plan_bus(&route, &record, &bus, at_utc, now) {
+                Ok(plan) => self.execute(s, plan, now),
+                Err(refusal) => Ok(TapResult::refused(refusal, 0)),
             };
         }
         let entered_here =
@@ -471,19 +463,14 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
             GateMode::Exit => true,
         };
         let plan = if exit {
-            self.plan_exit(&record, balance, at_utc, now)
+            self.plan_exit(&record, at_utc, now)
         } else {
-            self.plan_entry(&record, balance, at_utc, now)
+            self.plan_entry(&record, at_utc, now)
         };
-        let plan = match plan {
-            Ok(p) => p,
-            Err(refusal) => {
-                let mut r = TapResult::refused(refusal, 0);
-                r.balance_before_fen = Some(balance.get());
-                return Ok(r);
-            }
-        };
-        self.execute(s, plan, balance, now)
+        match plan {
+            Ok(plan) => self.execute(s, plan, now),
+            Err(refusal) => Ok(TapResult::refused(refusal, 0)),
+        }
     }
 
     /// Reads the journey record: T-Union 0x1A record 1, MoHURD 0x17 record of id 02.
@@ -546,13 +533,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         }
     }
 
-    fn plan_entry(
-        &self,
-        m: &MetroRecord,
-        balance: Fen,
-        at_utc: i64,
-        now: DateTime,
-    ) -> Result<Plan, Refusal> {
+    fn plan_entry(&self, m: &MetroRecord, at_utc: i64, now: DateTime) -> Result<Plan, Refusal> {
         let city = &self.cfg.city;
         let net = city.network().ok_or(Refusal::CannotPrice {
             detail: "city has no metro network".into(),
@@ -580,14 +561,9 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
             } else {
                 (Fen::ZERO, None)
             };
+        // Entering needs the minimum fare on top of anything charged now.
         let min = city.area_min_fare(area).unwrap_or(Fen::ZERO);
         let needed = charge.checked_add(min).unwrap_or(charge);
-        if balance < needed {
-            return Err(Refusal::InsufficientBalance {
-                needed_fen: needed.get(),
-                balance_fen: balance.get(),
-            });
-        }
         let mut new = *m;
         new.status = JourneyStatus::Entered;
         new.entry_city = self.cfg.city_code;
@@ -615,6 +591,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         Ok(Plan {
             direction: Direction::Entry,
             amount: charge,
+            needed,
             record: new,
             bus: None,
             trip_type: 0x03,
@@ -623,13 +600,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         })
     }
 
-    fn plan_exit(
-        &self,
-        m: &MetroRecord,
-        balance: Fen,
-        at_utc: i64,
-        now: DateTime,
-    ) -> Result<Plan, Refusal> {
+    fn plan_exit(&self, m: &MetroRecord, at_utc: i64, now: DateTime) -> Result<Plan, Refusal> {
         let entered_here = m.status == JourneyStatus::Entered && m.entry_city == self.cfg.city_code;
         let entry = if entered_here {
             m.entry_time.map(|t| Tap {
@@ -656,12 +627,6 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
             .map_err(|e| Refusal::CannotPrice {
                 detail: e.to_string(),
             })?;
-        if balance < q.fare {
-            return Err(Refusal::InsufficientBalance {
-                needed_fen: q.fare.get(),
-                balance_fen: balance.get(),
-            });
-        }
         let mut new = *m;
         new.status = JourneyStatus::Exited;
         new.exit_city = self.cfg.city_code;
@@ -683,6 +648,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         let penalties = penalties(&q);
         Ok(Plan {
             direction: Direction::Exit,
+            needed: q.fare,
             amount: q.fare,
             record: new,
             bus: None,
@@ -692,6 +658,31 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         })
     }
 
+    fn place(&self) -> Place {
+        let (line, station, industry) = match &self.cfg.bus {
+            Some(route) => (route.line, u16::from(route.stop), 0x02),
+            None => (self.cfg.line, self.cfg.station, 0x01),
+        };
+        Place {
+            line,
+            station,
+            industry,
+            city_code: self.cfg.city_code,
+            terminal: self.psam.terminal(),
+        }
+    }
+}
+
+/// Where a tap happens, as the trip record says it.
+struct Place {
+    line: u16,
+    station: u16,
+    industry: u8,
+    city_code: [u8; 2],
+    terminal: [u8; 6],
+}
+
+impl Place {
     fn capp_records(
         &self,
         family: Family,
@@ -699,14 +690,16 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         balance_after: Fen,
         now: DateTime,
     ) -> Vec<CappRecord> {
-        let (line, station, industry) = match &self.cfg.bus {
-            Some(route) => (route.line, u16::from(route.stop), 0x02),
-            None => (self.cfg.line, self.cfg.station, 0x01),
-        };
+        let Place {
+            line,
+            station,
+            industry,
+            ..
+        } = *self;
         match family {
             Family::TUnion => {
                 let mut terminal = [0u8; 8];
-                terminal[..6].copy_from_slice(&self.psam.terminal());
+                terminal[..6].copy_from_slice(&self.terminal);
                 let trip = TripRecord {
                     trip_type: plan.trip_type,
                     terminal,
@@ -717,7 +710,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
                     amount: plan.amount,
                     balance_after,
                     when: now,
-                    acquirer_city: self.cfg.city_code,
+                    acquirer_city: self.city_code,
                     acquirer_institution: [0; 8],
                 };
                 let mut v = vec![CappRecord {
@@ -759,7 +752,9 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
             }
         }
     }
+}
 
+impl<K: KeyStore, S: SerialSource> Gate<K, S> {
     /// Reads the bus record: T-Union 0x1A record 2, MoHURD 0x17 record of id 03.
     fn read_bus<T: CardTransport>(&self, s: &mut CardSession<T>) -> Result<BusRecord, Refusal> {
         match s.family {
@@ -796,7 +791,6 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         route: &BusRoute,
         m: &MetroRecord,
         b: &BusRecord,
-        balance: Fen,
         at_utc: i64,
         now: DateTime,
     ) -> Result<Plan, Refusal> {
@@ -838,7 +832,8 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         let mut bus = *b;
         let mut terminal = [0u8; 8];
         terminal[..6].copy_from_slice(&self.psam.terminal());
-        let (amount, quote, trip_type) = if tap_off {
+        // `extra`: what the card must hold beyond the amount (a tap-on needs the minimum fare).
+        let (amount, quote, trip_type, extra) = if tap_off {
             let from = stop_m(b.board_stop).ok_or(Refusal::CannotPrice {
                 detail: "boarding stop is not on this route".into(),
             })?;
@@ -849,7 +844,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
             bus.alight_time = Some(now);
             bus.amount = q.fare;
             bus.distance_hm = u16::try_from(d / 100).unwrap_or(u16::MAX);
-            (q.fare, Some(q), 0x04)
+            (q.fare, Some(q), 0x04, Fen::ZERO)
         } else if route.stops_m.is_empty() {
             let q = price(None, Self::rider_month(m), self.previous_transfer(m))?;
             bus = BusRecord {
@@ -862,7 +857,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
             bus.board_stop = route.stop;
             bus.board_time = Some(now);
             bus.board_terminal = terminal;
-            (q.fare, Some(q), 0x06)
+            (q.fare, Some(q), 0x06, Fen::ZERO)
         } else {
             // Tap-on: hold the fare of the longest ride left on the route, charge nothing yet.
             let longest = route
@@ -881,13 +876,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
             bus.board_terminal = terminal;
             bus.marked_fare = hold;
             let min = price(Some(0), Self::rider_month(m), None)?.full_fare;
-            if balance < min.checked_add(missing.unwrap_or(Fen::ZERO)).unwrap_or(min) {
-                return Err(Refusal::InsufficientBalance {
-                    needed_fen: min.get(),
-                    balance_fen: balance.get(),
-                });
-            }
-            (Fen::ZERO, None, 0x03)
+            (Fen::ZERO, None, 0x03, min)
         };
         let amount =
             amount
@@ -895,12 +884,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
                 .ok_or(Refusal::CannotPrice {
                     detail: "fare overflow".into(),
                 })?;
-        if balance < amount {
-            return Err(Refusal::InsufficientBalance {
-                needed_fen: amount.get(),
-                balance_fen: balance.get(),
-            });
-        }
+        let needed = amount.checked_add(extra).unwrap_or(amount);
         if let Some(q) = &quote {
             new.monthly.year_month = q.new_month.year_month;
             new.monthly.spent = q.new_month.spent;
@@ -914,6 +898,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         }
         Ok(Plan {
             direction: Direction::Bus,
+            needed,
             amount,
             record: new,
             bus: Some(bus),
@@ -927,11 +912,10 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         &mut self,
         s: &mut CardSession<T>,
         plan: Plan,
-        balance: Fen,
         now: DateTime,
     ) -> Result<TapResult, GateError> {
-        let balance_after = balance.checked_sub(plan.amount).unwrap_or(Fen::ZERO);
-        let records = self.capp_records(s.family, &plan, balance_after, now);
+        let place = self.place();
+        let family = s.family;
         let ctx = RecordContext {
             city: self.cfg.city_id.clone(),
             station: self.cfg.station_name.clone(),
@@ -951,22 +935,49 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         } = self;
         let mut pending_id: Option<String> = None;
         let mut journal_error: Option<onecard_journal::JournalError> = None;
-        let outcome = s.purchase_with(psam, plan.amount, now, Some(&records), &mut |receipt| {
-            let rec = build_record(receipt, Kind::Pending, &ctx, None);
-            match journal.append(&rec) {
-                Ok(_) => {
-                    pending_id = Some(rec.record_id.clone());
-                    pending.add(rec);
-                    Ok(())
+        let mut short: Option<Refusal> = None;
+        let mut seen_balance: Option<Fen> = None;
+        let outcome = s.purchase_planned(
+            psam,
+            plan.amount,
+            now,
+            true,
+            &mut |init| {
+                // The card's own balance, from INITIALIZE: no separate GET BALANCE.
+                seen_balance = Some(init.balance);
+                if init.balance < plan.needed {
+                    short = Some(Refusal::InsufficientBalance {
+                        needed_fen: plan.needed.get(),
+                        balance_fen: init.balance.get(),
+                    });
+                    return Err("insufficient balance".into());
                 }
-                Err(e) => {
-                    let msg = e.to_string();
-                    journal_error = Some(e);
-                    Err(msg)
+                let after = init.balance.checked_sub(plan.amount).unwrap_or(Fen::ZERO);
+                Ok(place.capp_records(family, &plan, after, now))
+            },
+            &mut |receipt| {
+                let rec = build_record(receipt, Kind::Pending, &ctx, None);
+                match journal.append(&rec) {
+                    Ok(_) => {
+                        pending_id = Some(rec.record_id.clone());
+                        pending.add(rec);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        journal_error = Some(e);
+                        Err(msg)
+                    }
                 }
-            }
-        });
+            },
+        );
         let summary = plan.quote.as_ref().map(summary);
+        let refused = |r: Refusal| {
+            let mut t = TapResult::refused(r, 0);
+            t.balance_before_fen = seen_balance.map(Fen::get);
+            t.fare = summary.clone();
+            t
+        };
         match outcome {
             Ok(PurchaseOutcome::Done(r)) => {
                 let rec = build_record(&r, Kind::Completed, &ctx, pending_id.clone());
@@ -990,29 +1001,25 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
                     apdus: 0,
                 })
             }
-            Ok(PurchaseOutcome::Pending(_)) => {
-                let mut r = TapResult::refused(Refusal::PaymentInterrupted, 0);
-                r.balance_before_fen = Some(balance.get());
-                r.fare = summary;
-                Ok(r)
-            }
-            Err(TerminalError::Aborted(_)) => match journal_error {
-                Some(onecard_journal::JournalError::Full { .. }) | None => Ok(TapResult::refused(
-                    Refusal::GateOutOfService {
+            Ok(PurchaseOutcome::Pending(_)) => Ok(refused(Refusal::PaymentInterrupted)),
+            Err(TerminalError::Aborted(_)) => match (short, journal_error) {
+                (Some(r), _) => Ok(refused(r)),
+                (None, Some(onecard_journal::JournalError::Full { .. })) | (None, None) => {
+                    Ok(refused(Refusal::GateOutOfService {
                         detail: "journal full: upload needed".into(),
-                    },
-                    0,
-                )),
-                Some(e) => Err(e.into()),
+                    }))
+                }
+                (None, Some(e)) => Err(e.into()),
             },
-            Err(TerminalError::InsufficientBalance) => Ok(TapResult::refused(
-                Refusal::InsufficientBalance {
-                    needed_fen: plan.amount.get(),
-                    balance_fen: balance.get(),
-                },
-                0,
-            )),
-            Err(e) => Ok(TapResult::refused(card_error(e), 0)),
+            // The card itself refused INITIALIZE (9401): ask it what it holds, for the rider.
+            Err(TerminalError::InsufficientBalance) => {
+                let balance = s.balance().map(Fen::get).unwrap_or(0);
+                Ok(refused(Refusal::InsufficientBalance {
+                    needed_fen: plan.needed.get(),
+                    balance_fen: balance,
+                }))
+            }
+            Err(e) => Ok(refused(card_error(e))),
         }
     }
 
@@ -1083,6 +1090,9 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
 struct Plan {
     direction: Direction,
     amount: Fen,
+    /// What the card must hold for the tap to go ahead (the amount, or more: an entry needs
+    /// the minimum fare), checked against the balance INITIALIZE reports.
+    needed: Fen,
     /// The metro record as it will be (journey, month and transfer state).
     record: MetroRecord,
     /// The bus record as it will be, for bus taps.

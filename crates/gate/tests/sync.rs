@@ -69,9 +69,10 @@ fn a_pending_debit_survives_the_upload_that_acknowledges_its_record() {
         entry.tap(&mut link, at(8, 0)).unwrap().decision,
         Decision::Entry
     );
-    // Tear the exit's DEBIT after the card committed it: APDU 8 of the exit tap is DEBIT.
+    // Tear the exit's DEBIT after the card committed it: APDU 7 of the exit tap is DEBIT
+    // (SELECT PPSE, SELECT ADF, READ RECORD, INIT, 80DC, 80DC, DEBIT).
     link.plan = FaultPlan::At {
-        apdu: link.apdus + 8,
+        apdu: link.apdus + 7,
         fault: Fault::LoseResponse,
     };
     let x = exit.tap(&mut link, at(8, 30)).unwrap();

@@ -420,10 +420,38 @@ impl<T: CardTransport> CardSession<T> {
         before_debit: &mut dyn FnMut(&PurchaseReceipt) -> std::result::Result<(), String>,
     ) -> Result<PurchaseOutcome> {
         let records = capp.unwrap_or(&[]);
-        let capp = capp.is_some();
+        self.purchase_planned(
+            psam,
+            amount,
+            when,
+            capp.is_some(),
+            &mut |_| Ok(records.to_vec()),
+            before_debit,
+        )
+    }
+
+    /// The general purchase: `plan` sees the card's INITIALIZE answer (balance, counter) before
+    /// anything is committed and returns the 80DC records to write, or refuses (DEBIT is then
+    /// never sent); `before_debit` runs last, right before DEBIT. A gate plans this way so that
+    /// it needs no separate GET BALANCE: one APDU less per tap.
+    pub fn purchase_planned<K: KeyStore, S: SerialSource>(
+        &mut self,
+        psam: &mut Psam<K, S>,
+        amount: Fen,
+        when: DateTime,
+        capp: bool,
+        plan: &mut dyn FnMut(&InitPurchaseResponse) -> std::result::Result<Vec<CappRecord>, String>,
+        before_debit: &mut dyn FnMut(&PurchaseReceipt) -> std::result::Result<(), String>,
+    ) -> Result<PurchaseOutcome> {
         let security_code = self.security_code()?;
         let terminal = psam.terminal();
         let init = self.init_purchase(capp, terminal, amount)?;
+        let records = plan(&init).map_err(TerminalError::Aborted)?;
+        if !capp && !records.is_empty() {
+            return Err(TerminalError::Aborted(
+                "80DC records need a compound purchase".into(),
+            ));
+        }
         let tx = if capp {
             tx_type::CAPP_PURCHASE
         } else {
@@ -437,7 +465,7 @@ impl<T: CardTransport> CardSession<T> {
             when,
             security_code,
         })?;
-        for r in records {
+        for r in &records {
             let cmd = CardCommand::UpdateCappCache {
                 p1: r.p1,
                 sfi: r.sfi,
@@ -467,8 +495,8 @@ impl<T: CardTransport> CardSession<T> {
             key_version: init.key_version,
             algorithm: init.algorithm,
             records: records
-                .iter()
-                .map(|r| (r.p1, r.sfi, r.image.clone()))
+                .into_iter()
+                .map(|r| (r.p1, r.sfi, r.image))
                 .collect(),
             security_code,
         };
