@@ -55,3 +55,38 @@ pub fn gate(rides: u32) -> Result<()> {
     );
     Ok(())
 }
+
+/// Runs the blacklist benchmark and prints its JSON line.
+pub fn blacklist(entries: usize, lookups: usize, clustered: bool) -> Result<()> {
+    let shape = if clustered {
+        onecard_blacklist::Shape::Clustered
+    } else {
+        onecard_blacklist::Shape::Uniform
+    };
+    let f = onecard_blacklist::bench_shape(shape, entries, lookups)?;
+    anyhow::ensure!(
+        f.wrong_answers == 0,
+        "the blacklist answered {} lookups wrongly",
+        f.wrong_answers
+    );
+    eprintln!(
+        "{} entries ({:?}): {:.1} MB resident, built in {:.0} ms, loaded in {:.0} ms; lookup p50 {:.0} ns, p99 {:.0} ns",
+        f.entries, shape, f.resident_bytes as f64 / 1e6, f.build_ms, f.load_ms, f.lookup_p50_ns, f.lookup_p99_ns
+    );
+    println!(
+        "{}",
+        json!({
+            "bench": "blacklist",
+            "shape": if clustered { "clustered" } else { "uniform" },
+            "entries": f.entries,
+            "resident_mb": (f.resident_bytes as f64 / 1e5).round() / 10.0,
+            "build_ms": f.build_ms.round(),
+            "load_ms": f.load_ms.round(),
+            "lookup_p50_ns": f.lookup_p50_ns.round(),
+            "lookup_p99_ns": f.lookup_p99_ns.round(),
+            "lookups_per_s": f.lookups_per_s.round(),
+            "delta_ms": f.delta_ms.round(),
+        })
+    );
+    Ok(())
+}

@@ -60,6 +60,19 @@ enum Bench {
         #[arg(long, default_value_t = 2000)]
         rides: u32,
     },
+    /// Gate blacklist: memory, load time and lookup latency at 10 million cards.
+    Blacklist {
+        /// Cards on the list.
+        #[arg(long, default_value_t = 10_000_000)]
+        entries: usize,
+        /// Lookups to time.
+        #[arg(long, default_value_t = 1_000_000)]
+        lookups: usize,
+        /// Serials issued in sequence, as real cities do (default: uniformly random, the worst
+        /// case for memory).
+        #[arg(long)]
+        clustered: bool,
+    },
     /// Fare engine: quotes per second, Beijing build time, peak RSS.
     Fare,
 }
@@ -76,6 +89,11 @@ fn main() -> anyhow::Result<()> {
             Bench::Tap { algorithm, taps } => bench::tap(&algorithm, taps),
             Bench::Fare => fare::bench_fare(),
             Bench::Gate { rides } => bench::gate(rides),
+            Bench::Blacklist {
+                entries,
+                lookups,
+                clustered,
+            } => bench::blacklist(entries, lookups, clustered),
         },
     }
 }
