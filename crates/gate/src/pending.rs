@@ -116,10 +116,7 @@ pub fn receipt_of(p: &PendingTap, card: onecard_sam::CardRef) -> PurchaseReceipt
     PurchaseReceipt {
         card,
         serial: r.serial,
-        family: match r.family {
-            onecard_journal::Family::TUnion => onecard_terminal::Family::TUnion,
-            onecard_journal::Family::Mohurd => onecard_terminal::Family::Mohurd,
-        },
+        family: r.family.into(),
         counter: r.counter,
         tx_type: r.tx_type,
         amount: r.amount,

@@ -1,8 +1,6 @@
 //! Journal records from terminal receipts.
 
-use onecard_journal::{
-    Algorithm, Direction, Family, Journey, Kind, Penalty, RecordImage, TapRecord,
-};
+use onecard_journal::{Algorithm, Direction, Journey, Kind, Penalty, RecordImage, TapRecord};
 use onecard_proto::{DateTime, Fen};
 use onecard_terminal::PurchaseReceipt;
 
@@ -36,10 +34,7 @@ pub fn build_record(
         record_id: TapRecord::record_id_for(kind, r.terminal, r.terminal_serial),
         kind,
         resolves,
-        family: match r.family {
-            onecard_terminal::Family::TUnion => Family::TUnion,
-            onecard_terminal::Family::Mohurd => Family::Mohurd,
-        },
+        family: r.family.into(),
         issuer: r.card.issuer,
         serial: r.serial,
         counter: r.counter,

@@ -74,6 +74,24 @@ pub enum Family {
     Mohurd,
 }
 
+impl From<onecard_proto::Family> for Family {
+    fn from(f: onecard_proto::Family) -> Family {
+        match f {
+            onecard_proto::Family::TUnion => Family::TUnion,
+            onecard_proto::Family::Mohurd => Family::Mohurd,
+        }
+    }
+}
+
+impl From<Family> for onecard_proto::Family {
+    fn from(f: Family) -> onecard_proto::Family {
+        match f {
+            Family::TUnion => onecard_proto::Family::TUnion,
+            Family::Mohurd => onecard_proto::Family::Mohurd,
+        }
+    }
+}
+
 /// Session-key algorithm from the INIT response (the host needs it to pick the DTK).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Algorithm {

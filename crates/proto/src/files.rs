@@ -389,6 +389,50 @@ pub const BUS_RECORD_ID: [u8; 2] = [0x27, 0x02];
 /// Length of a 0x1A process record.
 pub const PROCESS_RECORD_LEN: usize = 128;
 
+/// Writes the CRC-32 of bytes 0..124 at 124..128 (onecard's 0x1A process records).
+fn seal_process(b: &mut [u8; PROCESS_RECORD_LEN]) {
+    let crc = crc32fast::hash(&b[..124]);
+    b[124..128].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Checks the CRC-32 of a 0x1A process record.
+fn process_sealed(b: &[u8], what: &'static str) -> Result<(), LayoutError> {
+    if u32::from_be_bytes(arr(b, 124)) != crc32fast::hash(&b[..124]) {
+        return Err(LayoutError::Field {
+            what,
+            detail: "CRC-32 at 124..127 does not match",
+        });
+    }
+    Ok(())
+}
+
+/// Writes the low 16 bits of the CRC-32 of bytes 0..44 at 44..46 (onecard's MoHURD payloads).
+fn seal_mohurd(b: &mut [u8; MOHURD_PAYLOAD_LEN]) {
+    let crc = (crc32fast::hash(&b[..44]) & 0xFFFF) as u16;
+    b[44..46].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Checks a MoHURD payload: its length, then `None` for an all-zero (never written) payload,
+/// else its CRC and its journey status byte.
+fn mohurd_status(b: &[u8], what: &'static str) -> Result<Option<JourneyStatus>, LayoutError> {
+    check_len(what, b, MOHURD_PAYLOAD_LEN)?;
+    if b.iter().all(|&x| x == 0) {
+        return Ok(None);
+    }
+    if u16::from_be_bytes(arr(b, 44)) != (crc32fast::hash(&b[..44]) & 0xFFFF) as u16 {
+        return Err(LayoutError::Field {
+            what,
+            detail: "CRC at 44..46 does not match",
+        });
+    }
+    JourneyStatus::from_byte(b[0])
+        .map(Some)
+        .ok_or(LayoutError::Field {
+            what,
+            detail: "status byte is not 00/01/02",
+        })
+}
+
 fn opt_dt(b: [u8; 7], what: &'static str) -> Result<Option<DateTime>, LayoutError> {
     if b == [0; 7] {
         return Ok(None);
@@ -434,12 +478,7 @@ impl MetroRecord {
                 detail: "header is not 27 01 7D",
             });
         }
-        if u32::from_be_bytes(arr(b, 124)) != crc32fast::hash(&b[..124]) {
-            return Err(LayoutError::Field {
-                what: W,
-                detail: "CRC-32 at 124..127 does not match",
-            });
-        }
+        process_sealed(b, W)?;
         let status = JourneyStatus::from_byte(b[14]).ok_or(LayoutError::Field {
             what: W,
             detail: "status byte is not 00/01/02",
@@ -522,8 +561,7 @@ impl MetroRecord {
         b[105..107].copy_from_slice(&self.entry_line.to_be_bytes());
         b[107..109].copy_from_slice(&m.last_exit_station.to_be_bytes());
         b[109..113].copy_from_slice(&m.carried_m.to_be_bytes());
-        let crc = crc32fast::hash(&b[..124]);
-        b[124..128].copy_from_slice(&crc.to_be_bytes());
+        seal_process(&mut b);
         b
     }
 }
@@ -578,28 +616,16 @@ impl MetroRecord {
         b[38] = m.last_exit_mode;
         b[39..41].copy_from_slice(&m.last_exit_station.to_be_bytes());
         b[41..44].copy_from_slice(&m.carried_m.min(0xFF_FFFF).to_be_bytes()[1..]);
-        let crc = (crc32fast::hash(&b[..44]) & 0xFFFF) as u16;
-        b[44..46].copy_from_slice(&crc.to_be_bytes());
+        seal_mohurd(&mut b);
         b
     }
 
     /// Reads the MoHURD payload back (an all-zero payload is a fresh card: an empty record).
     pub fn from_mohurd_payload(b: &[u8]) -> Result<MetroRecord, LayoutError> {
         const W: &str = "0x17 MoHURD metro record";
-        check_len(W, b, MOHURD_PAYLOAD_LEN)?;
-        if b.iter().all(|&x| x == 0) {
+        let Some(status) = mohurd_status(b, W)? else {
             return Ok(MetroRecord::empty());
-        }
-        if u16::from_be_bytes(arr(b, 44)) != (crc32fast::hash(&b[..44]) & 0xFFFF) as u16 {
-            return Err(LayoutError::Field {
-                what: W,
-                detail: "CRC at 44..46 does not match",
-            });
-        }
-        let status = JourneyStatus::from_byte(b[0]).ok_or(LayoutError::Field {
-            what: W,
-            detail: "status byte is not 00/01/02",
-        })?;
+        };
         let year_month = if b[20..23] == [0, 0, 0] {
             0
         } else {
@@ -696,12 +722,7 @@ impl BusRecord {
         if b[14..].iter().all(|&x| x == 0) {
             return Ok(BusRecord::empty());
         }
-        if u32::from_be_bytes(arr(b, 124)) != crc32fast::hash(&b[..124]) {
-            return Err(LayoutError::Field {
-                what: W,
-                detail: "CRC-32 at 124..127 does not match",
-            });
-        }
+        process_sealed(b, W)?;
         let status = JourneyStatus::from_byte(b[14]).ok_or(LayoutError::Field {
             what: W,
             detail: "status byte is not 00/01/02",
@@ -741,8 +762,7 @@ impl BusRecord {
         b[89..96].copy_from_slice(&dt_bytes(self.alight_time));
         b[96..100].copy_from_slice(&self.amount.to_card_bytes().unwrap_or([0xFF; 4]));
         b[100..102].copy_from_slice(&self.distance_hm.to_be_bytes());
-        let crc = crc32fast::hash(&b[..124]);
-        b[124..128].copy_from_slice(&crc.to_be_bytes());
+        seal_process(&mut b);
         b
     }
 }
@@ -768,28 +788,16 @@ impl BusRecord {
         b[24..31].copy_from_slice(&dt_bytes(self.alight_time));
         b[31..35].copy_from_slice(&self.amount.to_card_bytes().unwrap_or([0xFF; 4]));
         b[35..37].copy_from_slice(&self.distance_hm.to_be_bytes());
-        let crc = (crc32fast::hash(&b[..44]) & 0xFFFF) as u16;
-        b[44..46].copy_from_slice(&crc.to_be_bytes());
+        seal_mohurd(&mut b);
         b
     }
 
     /// Reads the MoHURD payload back (all zero: a fresh card).
     pub fn from_mohurd_payload(b: &[u8]) -> Result<BusRecord, LayoutError> {
         const W: &str = "0x17 MoHURD bus record";
-        check_len(W, b, MOHURD_PAYLOAD_LEN)?;
-        if b.iter().all(|&x| x == 0) {
+        let Some(status) = mohurd_status(b, W)? else {
             return Ok(BusRecord::empty());
-        }
-        if u16::from_be_bytes(arr(b, 44)) != (crc32fast::hash(&b[..44]) & 0xFFFF) as u16 {
-            return Err(LayoutError::Field {
-                what: W,
-                detail: "CRC at 44..46 does not match",
-            });
-        }
-        let status = JourneyStatus::from_byte(b[0]).ok_or(LayoutError::Field {
-            what: W,
-            detail: "status byte is not 00/01/02",
-        })?;
+        };
         let mut board_terminal = [0u8; 8];
         board_terminal[..6].copy_from_slice(&b[13..19]);
         Ok(BusRecord {
