@@ -105,7 +105,7 @@ pub fn bench_shape(shape: Shape, entries: usize, lookups: usize) -> Result<Bench
     let mut rng = Rng::new(0x5EED);
     let mut queries: Vec<(Entry, bool)> = Vec::with_capacity(lookups);
     while queries.len() < lookups {
-        if queries.len() % 2 == 0 {
+        if queries.len().is_multiple_of(2) {
             let i = rng.below(all.len() as u64) as usize;
             queries.push((all[i], true));
         } else {

@@ -174,6 +174,9 @@ pub enum StateError {
     /// A field holds a value no card can have.
     #[error("card file holds an invalid value: {0}")]
     Invalid(&'static str),
+    /// Another process (or store) has this card open.
+    #[error("card {0} is in use by another process")]
+    Locked(std::path::PathBuf),
     /// I/O failure.
     #[error("card file I/O: {0}")]
     Io(#[from] std::io::Error),

@@ -106,6 +106,10 @@ impl CardStore for VolatileStore {
 pub struct FileStore {
     path: PathBuf,
     tmp: PathBuf,
+    /// `CARD.lock`, locked while this store lives: a card is in one place at a time (two
+    /// processes committing to one card file would lose each other's transactions). The card
+    /// file itself cannot carry the lock, because every commit replaces it.
+    _lock: File,
     /// Fault injection for tests: tear the next commit at this step.
     pub tear_at: Option<CommitStep>,
 }
@@ -114,7 +118,7 @@ impl FileStore {
     /// Opens an existing card file, refusing it whole if it is damaged. A temporary file left by
     /// a torn commit is discarded: the card file itself is the durable state.
     pub fn open(path: &Path) -> Result<(FileStore, CardKeys, CardState), StateError> {
-        let store = FileStore::at(path);
+        let store = FileStore::at(path)?;
         let _ = fs::remove_file(&store.tmp);
         let meta = fs::metadata(path)?;
         if meta.len() > state::MAX_FILE_LEN as u64 {
@@ -137,19 +141,36 @@ impl FileStore {
                 format!("{} already exists", path.display()),
             )));
         }
-        let mut store = FileStore::at(path);
+        let mut store = FileStore::at(path).map_err(|e| match e {
+            StateError::Io(source) => before_rename(source),
+            other => before_rename(std::io::Error::other(other.to_string())),
+        })?;
         store.persist(keys, state)?;
         Ok(store)
     }
 
-    fn at(path: &Path) -> FileStore {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        FileStore {
-            path: path.to_owned(),
-            tmp: PathBuf::from(tmp),
-            tear_at: None,
+    fn at(path: &Path) -> Result<FileStore, StateError> {
+        let sibling = |ext: &str| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(ext);
+            PathBuf::from(p)
+        };
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(sibling(".lock"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(StateError::Locked(path.to_owned())),
+            Err(fs::TryLockError::Error(e)) => return Err(e.into()),
         }
+        Ok(FileStore {
+            path: path.to_owned(),
+            tmp: sibling(".tmp"),
+            _lock: lock,
+            tear_at: None,
+        })
     }
 
     fn tear(&mut self, step: CommitStep) -> Result<(), StoreError> {

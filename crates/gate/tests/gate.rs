@@ -15,8 +15,8 @@ use onecard_sam::{Hsm, PurchaseTac};
 
 #[test]
 fn entry_at_xizhimen_exit_at_guomao_costs_four_yuan() {
-    let (mut g_in, dir_in) = gate("西直门");
-    let (mut g_out, dir_out) = gate("国贸");
+    let (mut g_in, _dir_in) = gate("西直门");
+    let (mut g_out, _dir_out) = gate("国贸");
     let mut link = InProcess(card(5000));
     let e = g_in.tap(&mut link, at(8, 0)).unwrap();
     assert_eq!(e.decision, Decision::Entry, "{e:?}");
@@ -38,9 +38,10 @@ fn entry_at_xizhimen_exit_at_guomao_costs_four_yuan() {
     );
     // The journals: each gate wrote pending then completed; the completed records verify.
     let hsm = Hsm::new(keys());
-    for dir in [&dir_in, &dir_out] {
-        let recs: Vec<_> = Journal::open(dir)
-            .unwrap()
+    // Read back through the gates that own them (a journal has one owner at a time).
+    for g in [&mut g_in, &mut g_out] {
+        let recs: Vec<_> = g
+            .journal_mut()
             .unacked(100)
             .unwrap()
             .into_iter()
@@ -103,7 +104,7 @@ fn pingguoyuan_to_sihuidong_is_six_yuan_and_monthly_ladder_applies() {
 #[test]
 fn insufficient_balance_is_refused_and_nothing_is_debited() {
     let (mut g_in, _d1) = gate("西直门");
-    let (mut g_out, dir_out) = gate("国贸");
+    let (mut g_out, _dir_out) = gate("国贸");
     let mut link = InProcess(card(350));
     assert_eq!(
         g_in.tap(&mut link, at(8, 0)).unwrap().decision,
@@ -120,11 +121,7 @@ fn insufficient_balance_is_refused_and_nothing_is_debited() {
         })
     );
     assert_eq!(&before, link.0.state());
-    assert!(Journal::open(&dir_out)
-        .unwrap()
-        .unacked(10)
-        .unwrap()
-        .is_empty());
+    assert!(g_out.journal_mut().unacked(10).unwrap().is_empty());
     // Entry needs the minimum fare.
     let (mut g, _d) = gate("国贸");
     let mut poor = InProcess(card(200));

@@ -108,6 +108,13 @@ impl JournalConfig {
 /// Why a journal operation failed.
 #[derive(Debug, Error)]
 pub enum JournalError {
+    /// Another process (or another `Journal` in this one) has the journal open: two writers
+    /// would interleave sequence numbers.
+    #[error("journal {path} is in use by another process")]
+    Locked {
+        /// The journal directory.
+        path: PathBuf,
+    },
     /// The file system failed.
     #[error("journal I/O on {path}: {source}")]
     Io {
@@ -294,6 +301,9 @@ struct IdOnly {
 /// than the workspace allows.
 #[derive(Debug)]
 pub struct Journal {
+    /// Held for the journal's lifetime: one process, one owner (released when dropped or when
+    /// the process dies).
+    _lock: File,
     dir: PathBuf,
     cfg: JournalConfig,
     segments: Vec<Segment>,
@@ -414,6 +424,18 @@ impl Journal {
         cfg.check()?;
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(JournalError::Locked { path: dir }),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
+        }
         let mut recovery = Recovery::default();
         let names = list_segments(&dir)?;
         let oldest = names.first().map(|(f, _)| f.saturating_sub(1));
@@ -442,6 +464,7 @@ impl Journal {
             }
         };
         let mut j = Journal {
+            _lock: lock,
             dir,
             cfg,
             segments: Vec::with_capacity(names.len()),

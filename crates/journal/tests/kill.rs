@@ -199,7 +199,7 @@ fn kill_loop(name: &str, seed: u64, ack_every: u64) -> (usize, u64) {
         // SIGKILL cannot tear a write(2) to the page cache, so emulate the power cut that can:
         // a partial frame or zeros after the last acknowledged record, for the next run's
         // recovery to cut.
-        if rng.next() % 3 == 0 {
+        if rng.next().is_multiple_of(3) {
             tear_last_segment(&dir, next, &mut rng);
         }
     }

@@ -354,3 +354,19 @@ fn bounds_full_journal_reserve_duplicates_and_size() {
         Err(JournalError::Config(_))
     ));
 }
+
+#[test]
+fn a_journal_has_one_owner_at_a_time() {
+    let dir = std::env::temp_dir().join(format!("onecard-journal-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let first = onecard_journal::Journal::open(&dir).unwrap();
+    assert!(matches!(
+        onecard_journal::Journal::open(&dir),
+        Err(onecard_journal::JournalError::Locked { .. })
+    ));
+    drop(first);
+    assert!(
+        onecard_journal::Journal::open(&dir).is_ok(),
+        "released when the owner goes"
+    );
+}

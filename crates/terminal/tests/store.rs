@@ -119,3 +119,15 @@ fn damaged_files_are_refused_whole() {
         "never overwrite"
     );
 }
+
+#[test]
+fn a_card_file_is_in_one_place_at_a_time() {
+    let path = temp_path("card.ocrd");
+    let card = file_card(&path);
+    assert!(
+        matches!(FileStore::open(&path), Err(StateError::Locked(_))),
+        "a second owner is refused"
+    );
+    drop(card);
+    assert!(FileStore::open(&path).is_ok(), "released with its owner");
+}

@@ -108,7 +108,9 @@ fn run_op(
                 &mut psam,
                 amount,
                 at(8, n % 60),
-                (n % 3 != 0).then(|| records(family, n)).as_deref(),
+                (!n.is_multiple_of(3))
+                    .then(|| records(family, n))
+                    .as_deref(),
             ) {
                 Ok(PurchaseOutcome::Done(r)) => {
                     assert!(r.mac2_verified);
@@ -207,7 +209,7 @@ fn scenario(
 }
 
 fn family_alg(seed: u64) -> (Family, Algorithm) {
-    let f = if seed % 2 == 0 {
+    let f = if seed.is_multiple_of(2) {
         Family::TUnion
     } else {
         Family::Mohurd
