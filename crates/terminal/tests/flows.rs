@@ -381,3 +381,92 @@ fn readers_see_ppse_fci_and_records() {
     let metro = s.read_record(sfi::PROCESS, 1).unwrap().unwrap();
     assert!(MetroRecord::parse(&metro).is_ok());
 }
+
+#[test]
+fn update_binary_and_record_with_the_issuers_mac() {
+    let alg = Algorithm::Sm4;
+    let c = card(Family::TUnion, alg, |_, _| VolatileStore, 5);
+    let mut s = CardSession::open(link(c)).unwrap();
+    let hsm = hsm(alg);
+    let card: CardRef = s.card_ref();
+    // UPDATE BINARY of the cardholder file (0x16), offset 2: a name.
+    let name = b"ZHANG SAN";
+    let mut header = vec![0x04, 0xD6, 0x80 | 0x16, 0x02, (name.len() + 4) as u8];
+    header.extend_from_slice(name);
+    let ch: [u8; 4] = s
+        .exchange(&CardCommand::GetChallenge(4))
+        .unwrap()
+        .data
+        .try_into()
+        .unwrap();
+    let mac = hsm.admin_mac(card, alg, ch, &header).unwrap();
+    let cmd = CardCommand::UpdateBinary {
+        sfi: 0x16,
+        offset: 2,
+        data: name,
+        mac,
+    };
+    assert!(s.exchange(&cmd).unwrap().sw.is_ok());
+    assert_eq!(&s.read_binary(0x16).unwrap()[2..11], name);
+    // Replaying the same command: the challenge was used up, so it is refused.
+    assert_eq!(
+        s.exchange(&cmd).unwrap().sw,
+        StatusWord::ReferencedDataInvalid
+    );
+    // A wrong MAC on a fresh challenge changes nothing.
+    s.exchange(&CardCommand::GetChallenge(4)).unwrap();
+    let bad = CardCommand::UpdateBinary {
+        sfi: 0x16,
+        offset: 2,
+        data: b"LI SI",
+        mac,
+    };
+    assert_eq!(s.exchange(&bad).unwrap().sw, StatusWord::SmMacWrong);
+    assert_eq!(&s.read_binary(0x16).unwrap()[2..11], name);
+    // UPDATE RECORD of the 0x1A metro record (record 1) with a MAC.
+    let mut m = MetroRecord::empty();
+    m.entry_station = StationCode {
+        line: 9,
+        station: 99,
+    };
+    let image = m.to_bytes();
+    let mut header = vec![0x04, 0xDC, 0x01, (0x1A << 3) | 4, (image.len() + 4) as u8];
+    header.extend_from_slice(&image);
+    let ch: [u8; 4] = s
+        .exchange(&CardCommand::GetChallenge(4))
+        .unwrap()
+        .data
+        .try_into()
+        .unwrap();
+    let mac = hsm.admin_mac(card, alg, ch, &header).unwrap();
+    let cmd = CardCommand::UpdateRecord {
+        sfi: 0x1A,
+        record: 1,
+        data: &image,
+        mac,
+    };
+    assert!(s.exchange(&cmd).unwrap().sw.is_ok());
+    let back = MetroRecord::parse(&s.read_record(sfi::PROCESS, 1).unwrap().unwrap()).unwrap();
+    assert_eq!(back.entry_station.station, 99);
+    // The 0x18 log cannot be written this way.
+    let ch: [u8; 4] = s
+        .exchange(&CardCommand::GetChallenge(4))
+        .unwrap()
+        .data
+        .try_into()
+        .unwrap();
+    let rec = [0u8; 23];
+    let mut header = vec![0x04, 0xDC, 0x01, (0x18 << 3) | 4, 27];
+    header.extend_from_slice(&rec);
+    let mac = hsm.admin_mac(card, alg, ch, &header).unwrap();
+    let cmd = CardCommand::UpdateRecord {
+        sfi: 0x18,
+        record: 1,
+        data: &rec,
+        mac,
+    };
+    assert_eq!(
+        s.exchange(&cmd).unwrap().sw,
+        StatusWord::SecurityNotSatisfied
+    );
+}
