@@ -80,6 +80,12 @@ pub struct RunArgs {
     /// Stop after this many taps (default: run until stopped).
     #[arg(long)]
     taps: Option<u64>,
+    /// Host base URL: between riders, upload the journal and fetch updates.
+    #[arg(long)]
+    host: Option<String>,
+    /// Seconds between syncs with the host.
+    #[arg(long, default_value_t = 60)]
+    sync_every_s: u64,
     #[command(flatten)]
     gate: GateArgs,
 }
@@ -129,8 +135,14 @@ fn open_gate(a: &GateArgs) -> Result<CliGate> {
         keys,
         serials,
     );
-    let blacklist = onecard_gate::setup::load_blacklist(&a.journal.join("blacklist.bin"))?;
-    Ok(Gate::new(cfg, psam, journal, blacklist)?)
+    // Always a list, possibly empty, so updates from the host reach the running gate.
+    let blacklist = onecard_gate::setup::load_blacklist(&a.journal.join("blacklist.bin"))?
+        .unwrap_or_else(|| {
+            Arc::new(onecard_blacklist::Blacklist::new(
+                onecard_blacklist::List::empty(0),
+            ))
+        });
+    Ok(Gate::new(cfg, psam, journal, Some(blacklist))?)
 }
 
 /// The JSON a tap prints.
@@ -204,15 +216,28 @@ fn run_reader(a: RunArgs) -> Result<()> {
         gate.config().city_id
     );
     let mut taps = 0u64;
+    let mut last_sync: Option<std::time::Instant> = None;
     while a.taps.is_none_or(|n| taps < n) {
+        if let Some(host) = &a.host {
+            if last_sync.is_none_or(|t| t.elapsed() >= Duration::from_secs(a.sync_every_s)) {
+                last_sync = Some(std::time::Instant::now());
+                sync_between_riders(&mut gate, host, &a.gate);
+            }
+        }
+        // With a host, wake up for the next sync even when no card comes.
+        let wait = match a.host {
+            Some(_) => Duration::from_secs(a.sync_every_s.max(1)),
+            None => Duration::from_secs(3600),
+        };
         let options = ConnectOptions {
             reader: a.reader.clone(),
-            wait: Duration::from_secs(3600),
+            wait,
             exclusive: true,
             chain_on_t1: false,
         };
         let link = match PcscTransport::connect_with(&options) {
             Ok(l) => l,
+            Err(onecard_pcsc::PcscError::NoCard { .. }) => continue,
             Err(e) => {
                 eprintln!("gate: {e}");
                 std::thread::sleep(Duration::from_millis(500));
@@ -232,6 +257,31 @@ fn run_reader(a: RunArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One short sync attempt between riders; failures are reported and retried next time.
+#[cfg(feature = "pcsc")]
+fn sync_between_riders(gate: &mut CliGate, host: &str, a: &GateArgs) {
+    let mut cfg = onecard_journal::UploadConfig::new(host, gate.terminal());
+    cfg.retry.max_attempts = 1;
+    cfg.http.connect_timeout = std::time::Duration::from_secs(2);
+    match onecard_gate::sync::upload_with(gate.journal_mut(), cfg) {
+        Ok(r) => eprintln!(
+            "gate: uploaded {} records ({} remaining)",
+            r.records, r.remaining
+        ),
+        Err(e) => eprintln!("gate: upload failed, will retry: {e}"),
+    }
+    let mut sink = GateUpdates::new(&a.journal, &a.city, gate.blacklist());
+    let mut dcfg = onecard_journal::DownloadConfig::new(host, gate.terminal());
+    dcfg.retry.max_attempts = 1;
+    match onecard_journal::Downloader::new(dcfg).and_then(|mut d| d.check(&mut sink)) {
+        Ok(r) => eprintln!(
+            "gate: updates: blacklist {:?}, fares {:?}",
+            r.blacklist, r.fares
+        ),
+        Err(e) => eprintln!("gate: update check failed, will retry: {e}"),
+    }
 }
 
 #[cfg(not(feature = "pcsc"))]

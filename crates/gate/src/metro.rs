@@ -302,6 +302,16 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         &mut self.journal
     }
 
+    /// The blacklist the gate reads (updates replace its contents in place).
+    pub fn blacklist(&self) -> Option<Arc<Blacklist>> {
+        self.blacklist.clone()
+    }
+
+    /// The PSAM terminal number.
+    pub fn terminal(&self) -> [u8; 6] {
+        self.psam.terminal()
+    }
+
     /// Pending debits awaiting their card.
     pub fn pending(&self) -> &PendingSet {
         &self.pending

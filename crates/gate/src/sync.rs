@@ -45,14 +45,21 @@ pub fn carry_pending(journal: &Journal) -> Result<usize, SyncError> {
     Ok(pending.items().len())
 }
 
-/// One upload cycle: carry pending debits, then send every unacknowledged record.
+/// One upload cycle with the default retry policy: carry pending debits, then send every
+/// unacknowledged record.
 pub fn upload(
     journal: &mut Journal,
     base_url: &str,
     terminal: [u8; 6],
 ) -> Result<UploadReport, SyncError> {
+    upload_with(journal, UploadConfig::new(base_url, terminal))
+}
+
+/// [`upload`] with a chosen configuration (a gate between riders uses one short attempt, so
+/// a dead network never holds up the next tap for long).
+pub fn upload_with(journal: &mut Journal, cfg: UploadConfig) -> Result<UploadReport, SyncError> {
     carry_pending(journal)?;
-    let mut up = Uploader::new(UploadConfig::new(base_url, terminal))?;
+    let mut up = Uploader::new(cfg)?;
     Ok(up.run_once(journal)?)
 }
 
