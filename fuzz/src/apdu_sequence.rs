@@ -16,6 +16,7 @@ fn card(selector: u8) -> VirtualCard<VolatileStore> {
         start: Date { year: 2025, month: 1, day: 1 },
         expiry: Date { year: 2035, month: 1, day: 1 },
         max_balance: Fen::yuan(1000),
+        rider_category: onecard_proto::files::rider::ADULT,
     })
     .expect("fixed personalisation is valid");
     state.balance = 12_345;

@@ -23,6 +23,8 @@ pub struct Personalization {
     pub expiry: Date,
     /// Maximum balance.
     pub max_balance: Fen,
+    /// Rider category ([`onecard_proto::files::rider`]), written to 0x15 byte 28.
+    pub rider_category: u8,
 }
 
 /// Why a card cannot be personalised as asked.
@@ -66,7 +68,7 @@ pub fn personalize(p: &Personalization) -> Result<CardState, PersonalizeError> {
         serial: p.serial,
         start: p.start,
         expiry: p.expiry,
-        issuer_data: [0, 0],
+        issuer_data: [p.rider_category, 0],
     };
     let management = Management {
         country: [0x00, 0x00, 0x01, 0x56],

@@ -26,6 +26,7 @@ fn card(family: Family, alg: Algorithm, seed: u64) -> VirtualCard<VolatileStore>
         start: Date::new(2025, 1, 1).unwrap(),
         expiry: Date::new(2035, 1, 1).unwrap(),
         max_balance: Fen::yuan(1000),
+        rider_category: onecard_proto::files::rider::ADULT,
     })
     .unwrap();
     state.balance = 12_345;

@@ -76,6 +76,9 @@ pub struct PersonalizeArgs {
     /// Block cipher of the card's keys.
     #[arg(long, default_value = "3des", value_parser = ["3des", "sm4"])]
     algorithm: String,
+    /// Rider category the gates apply (0x15 byte 28).
+    #[arg(long, default_value = "adult", value_parser = ["adult", "student", "senior", "free"])]
+    category: String,
     /// Maximum balance in fen (default 100000 = 1,000.00 yuan).
     #[arg(long)]
     max_balance_fen: Option<u64>,
@@ -150,6 +153,12 @@ fn personalize_cmd(a: PersonalizeArgs) -> Result<()> {
         start,
         expiry,
         max_balance,
+        rider_category: match a.category.as_str() {
+            "student" => onecard_proto::files::rider::STUDENT,
+            "senior" => onecard_proto::files::rider::SENIOR,
+            "free" => onecard_proto::files::rider::FREE,
+            _ => onecard_proto::files::rider::ADULT,
+        },
     })?;
     let mut factor = [0u8; 8];
     factor.copy_from_slice(&serial[2..]);
@@ -236,6 +245,12 @@ pub fn show(path: &Path) -> Result<Value> {
         "key_version": keys.version,
         "balance_fen": s.balance,
         "max_balance_fen": s.max_balance,
+        "category": match info.rider_category() {
+            onecard_proto::files::rider::STUDENT => "student",
+            onecard_proto::files::rider::SENIOR => "senior",
+            onecard_proto::files::rider::FREE => "free",
+            _ => "adult",
+        },
         "online_counter": s.online_counter,
         "offline_counter": s.offline_counter,
         "blocked": format!("{:?}", s.block).to_lowercase(),

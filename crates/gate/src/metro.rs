@@ -225,6 +225,17 @@ fn card_error(e: TerminalError) -> Refusal {
     }
 }
 
+/// The fare category of a card's rider code (0x15 byte 28); unknown codes pay full fare.
+fn category_of(code: u8) -> Category {
+    use onecard_proto::files::rider;
+    match code {
+        rider::STUDENT => Category::Student,
+        rider::SENIOR => Category::Senior,
+        rider::FREE => Category::Free,
+        _ => Category::Adult,
+    }
+}
+
 fn summary(q: &Quote) -> FareSummary {
     FareSummary {
         distance_m: q.distance_m,
@@ -455,12 +466,13 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
             Ok(r) => r,
             Err(refusal) => return Ok(TapResult::refused(refusal, 0)),
         };
+        let category = category_of(info.rider_category());
         if let Some(route) = self.cfg.bus.clone() {
             let bus = match self.read_bus(s) {
                 Ok(b) => b,
                 Err(refusal) => return Ok(TapResult::refused(refusal, 0)),
             };
-            return match self.plan_bus(&route, &record, &bus, at_utc, now) {
+            return match self.plan_bus(&route, &record, &bus, category, at_utc, now) {
                 Ok(plan) => self.execute(s, plan, now),
                 Err(refusal) => Ok(TapResult::refused(refusal, 0)),
             };
@@ -473,7 +485,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
             GateMode::Exit => true,
         };
         let plan = if exit {
-            self.plan_exit(&record, at_utc, now)
+            self.plan_exit(&record, category, at_utc, now)
         } else {
             self.plan_entry(&record, at_utc, now)
         };
@@ -610,7 +622,13 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         })
     }
 
-    fn plan_exit(&self, m: &MetroRecord, at_utc: i64, now: DateTime) -> Result<Plan, Refusal> {
+    fn plan_exit(
+        &self,
+        m: &MetroRecord,
+        category: Category,
+        at_utc: i64,
+        now: DateTime,
+    ) -> Result<Plan, Refusal> {
         let entered_here = m.status == JourneyStatus::Entered && m.entry_city == self.cfg.city_code;
         let entry = if entered_here {
             m.entry_time.map(|t| Tap {
@@ -626,7 +644,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
                 station: self.cfg.station,
                 at_utc,
             },
-            category: Category::Adult,
+            category,
             month: Self::rider_month(m),
             previous: self.previous_transfer(m),
         };
@@ -801,6 +819,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         route: &BusRoute,
         m: &MetroRecord,
         b: &BusRecord,
+        category: Category,
         at_utc: i64,
         now: DateTime,
     ) -> Result<Plan, Refusal> {
@@ -811,7 +830,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
                     line: route.name.as_deref(),
                     distance_m,
                     at_utc,
-                    category: Category::Adult,
+                    category,
                     month,
                     previous,
                 })

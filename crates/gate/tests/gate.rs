@@ -282,6 +282,7 @@ fn a_card_issued_in_another_city_rides_at_this_citys_fares() {
         start: onecard_proto::Date::new(2025, 1, 1).unwrap(),
         expiry: onecard_proto::Date::new(2030, 1, 1).unwrap(),
         max_balance: Fen::yuan(1000),
+        rider_category: onecard_proto::files::rider::ADULT,
     })
     .unwrap();
     let factor: [u8; 8] = serial[2..].try_into().unwrap();
@@ -349,4 +350,52 @@ fn an_exit_gate_charges_a_missing_entry() {
         .unwrap()
         .penalties;
     assert_eq!(pen[0].kind, onecard_journal::PenaltyKind::MissingEntry);
+}
+
+#[test]
+fn student_and_senior_cards_pay_their_rates() {
+    use onecard_proto::files::rider;
+    for (code, expect) in [
+        (rider::STUDENT, 200u64),
+        (rider::SENIOR, 0),
+        (rider::ADULT, 400),
+    ] {
+        let serial = [0x03, 0x10, 0, 0, 0, 0, 0, 0, 0x55, code];
+        let mut state = onecard_card::personalize(&onecard_card::Personalization {
+            family: Family::TUnion,
+            issuer: onecard_sim::sample::SAMPLE_ISSUER,
+            serial,
+            start: onecard_proto::Date::new(2025, 1, 1).unwrap(),
+            expiry: onecard_proto::Date::new(2030, 1, 1).unwrap(),
+            max_balance: Fen::yuan(1000),
+            rider_category: code,
+        })
+        .unwrap();
+        state.balance = 5000;
+        let factor: [u8; 8] = serial[2..].try_into().unwrap();
+        let k = onecard_card::CardKeys::from_set(
+            onecard_sim::sample::sample_master_keys(Algorithm::Tdes)
+                .derive(onecard_sim::sample::SAMPLE_ISSUER, factor),
+            1,
+        );
+        let c = onecard_card::VirtualCard::new(
+            k,
+            state,
+            onecard_card::VolatileStore,
+            Box::new(onecard_card::SeededRandom::new(1)),
+        );
+        let mut link = InProcess(c);
+        let (mut g_in, _a) = gate("西直门");
+        let (mut g_out, _b) = gate("国贸");
+        assert_eq!(
+            g_in.tap(&mut link, at(8, 0)).unwrap().decision,
+            Decision::Entry
+        );
+        let x = g_out.tap(&mut link, at(8, 30)).unwrap();
+        assert_eq!(
+            (x.decision, x.fare_fen),
+            (Decision::Exit, expect),
+            "category {code}: {x:?}"
+        );
+    }
 }

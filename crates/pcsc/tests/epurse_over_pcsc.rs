@@ -57,6 +57,7 @@ fn issue(family: Family, algorithm: Algorithm) -> VirtualCard<VolatileStore> {
         start: Date::new(2025, 1, 1).unwrap(),
         expiry: Date::new(2035, 12, 31).unwrap(),
         max_balance: Fen::yuan(1000),
+        rider_category: onecard_proto::files::rider::ADULT,
     })
     .unwrap();
     let factor: [u8; 8] = SERIAL[2..].try_into().unwrap();

@@ -96,7 +96,8 @@ pub struct AppInfo {
     pub start: Date,
     /// Last day of validity.
     pub expiry: Date,
-    /// Issuer FCI data (card type, deposit in some cities).
+    /// Issuer FCI data (card type, deposit in some cities). onecard puts the rider category
+    /// in the first byte ([`rider`]).
     pub issuer_data: [u8; 2],
 }
 
@@ -132,6 +133,11 @@ impl AppInfo {
         b
     }
 
+    /// The rider category the issuer recorded ([`rider`]).
+    pub fn rider_category(&self) -> u8 {
+        self.issuer_data[0]
+    }
+
     /// The card-level diversification factor: bytes 12..20 (the last 8 bytes of the serial).
     pub fn card_factor(&self) -> [u8; 8] {
         arr(&self.serial, 2)
@@ -141,6 +147,19 @@ impl AppInfo {
     pub fn is_valid_on(&self, date: Date) -> bool {
         self.start <= date && date <= self.expiry
     }
+}
+
+/// Rider categories in 0x15 byte 28 (onecard's use of the issuer FCI data byte, where some
+/// cities keep a card type): what fares a gate applies to the card.
+pub mod rider {
+    /// Full fare.
+    pub const ADULT: u8 = 0x00;
+    /// Student rates.
+    pub const STUDENT: u8 = 0x01;
+    /// Senior rates.
+    pub const SENIOR: u8 = 0x02;
+    /// Rides free.
+    pub const FREE: u8 = 0x03;
 }
 
 /// The 60-byte T-Union management file (SFI 0x17).

@@ -44,6 +44,7 @@ pub fn sample_card(
             day: 31,
         },
         max_balance,
+        rider_category: onecard_proto::files::rider::ADULT,
     })?;
     let mut factor = [0u8; 8];
     factor.copy_from_slice(&serial[2..]);

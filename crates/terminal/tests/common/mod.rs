@@ -48,6 +48,7 @@ pub fn card_state(family: Family, serial: [u8; 10]) -> CardState {
         start: Date::new(2025, 1, 1).unwrap(),
         expiry: Date::new(2035, 12, 31).unwrap(),
         max_balance: Fen::yuan(1000),
+        rider_category: onecard_proto::files::rider::ADULT,
     })
     .unwrap()
 }
