@@ -120,8 +120,9 @@ pub enum Refusal {
         /// Why.
         detail: String,
     },
-    /// This gate only accepts entries (or exits), and the card asks for the other.
-    WrongDirection,
+    /// A card from another city whose issuer did not enable interoperation (T-Union 0x17
+    /// interop flag `0000`).
+    NotInteroperable,
 }
 
 /// The gate's decision.
@@ -461,6 +462,16 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         {
             self.block_card(s);
             return Ok(TapResult::refused(Refusal::Blacklisted, 0));
+        }
+        if s.family == Family::TUnion && info.issuer[2..4] != self.cfg.city_code {
+            // Only cards from elsewhere need their interoperation flag read (one APDU more).
+            match s.read_binary(sfi::MANAGEMENT_OR_COMPOUND) {
+                Ok(b) if b.len() >= 10 && b[8..10] == [0, 0] => {
+                    return Ok(TapResult::refused(Refusal::NotInteroperable, 0))
+                }
+                Ok(_) => {}
+                Err(e) => return Ok(TapResult::refused(card_error(e), 0)),
+            }
         }
         let record = match self.read_journey(s) {
             Ok(r) => r,

@@ -318,6 +318,53 @@ fn a_card_issued_in_another_city_rides_at_this_citys_fares() {
 }
 
 #[test]
+fn a_card_from_elsewhere_without_interoperation_is_refused() {
+    let shanghai: [u8; 8] = [0x02, 0x00, 0x29, 0x00, 0xFF, 0xFF, 0xFF, 0xFF];
+    for (issuer, expect_ok) in [
+        (shanghai, false),
+        (onecard_sim::sample::SAMPLE_ISSUER, true),
+    ] {
+        let serial = [0x03, 0x10, 0, 0, 0, 0, 0, 0, 0x66, 0x66];
+        let mut state = onecard_card::personalize(&onecard_card::Personalization {
+            family: Family::TUnion,
+            issuer,
+            serial,
+            start: onecard_proto::Date::new(2025, 1, 1).unwrap(),
+            expiry: onecard_proto::Date::new(2030, 1, 1).unwrap(),
+            max_balance: Fen::yuan(1000),
+            rider_category: onecard_proto::files::rider::ADULT,
+        })
+        .unwrap();
+        state.balance = 5000;
+        state.management[8..10].copy_from_slice(&[0, 0]); // a local-only card
+        let factor: [u8; 8] = serial[2..].try_into().unwrap();
+        let k = onecard_card::CardKeys::from_set(
+            onecard_sim::sample::sample_master_keys(Algorithm::Tdes).derive(issuer, factor),
+            1,
+        );
+        let c = onecard_card::VirtualCard::new(
+            k,
+            state,
+            onecard_card::VolatileStore,
+            Box::new(onecard_card::SeededRandom::new(2)),
+        );
+        let mut link = InProcess(c);
+        let (mut g, _d) = gate("西直门");
+        let r = g.tap(&mut link, at(8, 0)).unwrap();
+        if expect_ok {
+            assert_eq!(
+                r.decision,
+                Decision::Entry,
+                "a local card rides at home: {r:?}"
+            );
+        } else {
+            assert_eq!(r.refusal, Some(Refusal::NotInteroperable));
+            assert_eq!(link.0.state().offline_counter, 0);
+        }
+    }
+}
+
+#[test]
 fn an_exit_gate_charges_a_missing_entry() {
     let dir = temp_dir();
     let cfg = onecard_gate::GateConfig {
