@@ -272,40 +272,14 @@ fn blacklisted_card_is_refused_and_blocked_on_the_card() {
 
 #[test]
 fn a_card_issued_in_another_city_rides_at_this_citys_fares() {
-    // A Shanghai-issued T-Union card (issuer 02002900FFFFFFFF), keys from its own issuer.
-    let shanghai: [u8; 8] = [0x02, 0x00, 0x29, 0x00, 0xFF, 0xFF, 0xFF, 0xFF];
-    let serial = [0x03, 0x10, 0, 0, 0, 0, 0, 0, 0x77, 0x77];
-    let state = onecard_card::personalize(&onecard_card::Personalization {
-        family: Family::TUnion,
-        issuer: shanghai,
-        serial,
-        start: onecard_proto::Date::new(2025, 1, 1).unwrap(),
-        expiry: onecard_proto::Date::new(2030, 1, 1).unwrap(),
-        max_balance: Fen::yuan(1000),
-        rider_category: onecard_proto::files::rider::ADULT,
-    })
-    .unwrap();
-    let factor: [u8; 8] = serial[2..].try_into().unwrap();
-    let k = onecard_card::CardKeys::from_set(
-        onecard_sim::sample::sample_master_keys(Algorithm::Tdes).derive(shanghai, factor),
-        1,
-    );
-    let c = onecard_card::VirtualCard::new(
-        k,
-        state,
-        onecard_card::VolatileStore,
-        Box::new(onecard_card::SeededRandom::new(5)),
-    );
-    let mut s = onecard_terminal::CardSession::open(InProcess(c)).unwrap();
-    let when = onecard_proto::DateTime::from_unix(at(7, 0), 28_800).unwrap();
-    s.load(
-        &Hsm::new(keys()),
-        Fen::yuan(20),
-        [0, 0, 1, 0, 0, 0x50],
-        when,
-    )
-    .unwrap();
-    let mut link = s.into_link();
+    // A Shanghai-issued T-Union card, keys from its own issuer.
+    let mut link = InProcess(issued(
+        SHANGHAI,
+        [0x03, 0x10, 0, 0, 0, 0, 0, 0, 0x77, 0x77],
+        onecard_proto::files::rider::ADULT,
+        2000,
+        |_| {},
+    ));
     let (mut g_in, _a) = gate("苹果园");
     let (mut g_out, _b) = gate("四惠东");
     assert_eq!(
@@ -314,39 +288,22 @@ fn a_card_issued_in_another_city_rides_at_this_citys_fares() {
     );
     let x = g_out.tap(&mut link, at(9, 0)).unwrap();
     assert_eq!((x.decision, x.fare_fen), (Decision::Exit, 600), "{x:?}");
-    assert_eq!(x.record.unwrap().issuer, shanghai);
+    assert_eq!(x.record.unwrap().issuer, SHANGHAI);
 }
 
 #[test]
 fn a_card_from_elsewhere_without_interoperation_is_refused() {
-    let shanghai: [u8; 8] = [0x02, 0x00, 0x29, 0x00, 0xFF, 0xFF, 0xFF, 0xFF];
     for (issuer, expect_ok) in [
-        (shanghai, false),
+        (SHANGHAI, false),
         (onecard_sim::sample::SAMPLE_ISSUER, true),
     ] {
-        let serial = [0x03, 0x10, 0, 0, 0, 0, 0, 0, 0x66, 0x66];
-        let mut state = onecard_card::personalize(&onecard_card::Personalization {
-            family: Family::TUnion,
+        // A local-only card: interoperation flag 0000.
+        let c = issued(
             issuer,
-            serial,
-            start: onecard_proto::Date::new(2025, 1, 1).unwrap(),
-            expiry: onecard_proto::Date::new(2030, 1, 1).unwrap(),
-            max_balance: Fen::yuan(1000),
-            rider_category: onecard_proto::files::rider::ADULT,
-        })
-        .unwrap();
-        state.balance = 5000;
-        state.management[8..10].copy_from_slice(&[0, 0]); // a local-only card
-        let factor: [u8; 8] = serial[2..].try_into().unwrap();
-        let k = onecard_card::CardKeys::from_set(
-            onecard_sim::sample::sample_master_keys(Algorithm::Tdes).derive(issuer, factor),
-            1,
-        );
-        let c = onecard_card::VirtualCard::new(
-            k,
-            state,
-            onecard_card::VolatileStore,
-            Box::new(onecard_card::SeededRandom::new(2)),
+            [0x03, 0x10, 0, 0, 0, 0, 0, 0, 0x66, 0x66],
+            onecard_proto::files::rider::ADULT,
+            5000,
+            |st| st.management[8..10].copy_from_slice(&[0, 0]),
         );
         let mut link = InProcess(c);
         let (mut g, _d) = gate("西直门");
@@ -408,30 +365,13 @@ fn student_and_senior_cards_pay_their_rates() {
         (rider::ADULT, 400),
     ] {
         let serial = [0x03, 0x10, 0, 0, 0, 0, 0, 0, 0x55, code];
-        let mut state = onecard_card::personalize(&onecard_card::Personalization {
-            family: Family::TUnion,
-            issuer: onecard_sim::sample::SAMPLE_ISSUER,
+        let mut link = InProcess(issued(
+            onecard_sim::sample::SAMPLE_ISSUER,
             serial,
-            start: onecard_proto::Date::new(2025, 1, 1).unwrap(),
-            expiry: onecard_proto::Date::new(2030, 1, 1).unwrap(),
-            max_balance: Fen::yuan(1000),
-            rider_category: code,
-        })
-        .unwrap();
-        state.balance = 5000;
-        let factor: [u8; 8] = serial[2..].try_into().unwrap();
-        let k = onecard_card::CardKeys::from_set(
-            onecard_sim::sample::sample_master_keys(Algorithm::Tdes)
-                .derive(onecard_sim::sample::SAMPLE_ISSUER, factor),
-            1,
-        );
-        let c = onecard_card::VirtualCard::new(
-            k,
-            state,
-            onecard_card::VolatileStore,
-            Box::new(onecard_card::SeededRandom::new(1)),
-        );
-        let mut link = InProcess(c);
+            code,
+            5000,
+            |_| {},
+        ));
         let (mut g_in, _a) = gate("西直门");
         let (mut g_out, _b) = gate("国贸");
         assert_eq!(

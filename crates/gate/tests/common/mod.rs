@@ -110,3 +110,40 @@ pub fn sim_card(family: Family, alg: Algorithm, fen: u64) -> VirtualCard<SimStor
 pub fn at(h: i64, m: i64) -> i64 {
     1_795_564_800 - 8 * 3600 + h * 3600 + m * 60
 }
+
+/// A T-Union card of any issuer (keys diversified from the sample master keys), with its rider
+/// category, `fen` on it, and `edit` applied to its fresh state.
+pub fn issued(
+    issuer: [u8; 8],
+    serial: [u8; 10],
+    category: u8,
+    fen: u32,
+    edit: impl FnOnce(&mut onecard_card::CardState),
+) -> VirtualCard<VolatileStore> {
+    let mut state = onecard_card::personalize(&onecard_card::Personalization {
+        family: Family::TUnion,
+        issuer,
+        serial,
+        start: onecard_proto::Date::new(2025, 1, 1).unwrap(),
+        expiry: onecard_proto::Date::new(2030, 1, 1).unwrap(),
+        max_balance: Fen::yuan(1000),
+        rider_category: category,
+    })
+    .unwrap();
+    state.balance = fen;
+    edit(&mut state);
+    let factor: [u8; 8] = serial[2..].try_into().unwrap();
+    let k = onecard_card::CardKeys::from_set(
+        sample_master_keys(Algorithm::Tdes).derive(issuer, factor),
+        1,
+    );
+    VirtualCard::new(
+        k,
+        state,
+        VolatileStore,
+        Box::new(SeededRandom::new(u64::from(serial[9]))),
+    )
+}
+
+/// Shanghai's issuer identifier (`shared/spec/epurse.md`).
+pub const SHANGHAI: [u8; 8] = [0x02, 0x00, 0x29, 0x00, 0xFF, 0xFF, 0xFF, 0xFF];
