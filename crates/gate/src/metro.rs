@@ -329,15 +329,6 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         &self.pending
     }
 
-    /// Before the journal drops acknowledged records, pending ones still unresolved are carried
-    /// into `pending.json`: call this before acknowledging an upload.
-    pub fn carry_pending(&self) -> Result<(), GateError> {
-        if !self.pending.items().is_empty() {
-            self.pending.save()?;
-        }
-        Ok(())
-    }
-
     fn offset_s(&self) -> i32 {
         self.cfg.city.rules.utc_offset_minutes * 60
     }
@@ -498,7 +489,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         let plan = if exit {
             self.plan_exit(&record, category, at_utc, now)
         } else {
-            self.plan_entry(&record, at_utc, now)
+            self.plan_entry(&record, now)
         };
         match plan {
             Ok(plan) => self.execute(s, plan, now),
@@ -566,7 +557,7 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         }
     }
 
-    fn plan_entry(&self, m: &MetroRecord, at_utc: i64, now: DateTime) -> Result<Plan, Refusal> {
+    fn plan_entry(&self, m: &MetroRecord, now: DateTime) -> Result<Plan, Refusal> {
         let city = &self.cfg.city;
         let net = city.network().ok_or(Refusal::CannotPrice {
             detail: "city has no metro network".into(),
@@ -620,7 +611,6 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
             new.monthly.spent = month.spent.checked_add(charge).unwrap_or(month.spent);
             new.monthly.rides = month.rides;
         }
-        let _ = at_utc;
         Ok(Plan {
             direction: Direction::Entry,
             amount: charge,
