@@ -651,8 +651,12 @@ impl<S: CardStore> VirtualCard<S> {
                 if record.len() != PROCESS_RECORD_LEN {
                     return Err(Sw::WrongLength);
                 }
-                // P1 is the record id, repeated in the record's second byte (27 01 metro, 27 02 bus).
-                if !(1..=2).contains(&p1) || record[1] != p1 || record[0] != 0x27 {
+                // P1 is the record id, repeated in the record's second byte (27 01 metro, 27 02
+                // bus); the first byte is the issuer's business and is not checked.
+                if !(1..=2).contains(&p1) {
+                    return Err(Sw::RecordNotFound);
+                }
+                if record[1] != p1 {
                     return Err(Sw::WrongData);
                 }
             }

@@ -248,9 +248,13 @@ impl<'a> CardCommand<'a> {
         };
         match (c.cla, c.ins) {
             (0x00, 0xA4) => match (c.p1, c.p2) {
-                (0x04, 0x00) if !d.is_empty() && d.len() <= 16 => Ok(CardCommand::SelectByName(d)),
-                (0x04, 0x00) => Err(Sw::WrongLength),
-                (0x00, 0x00) => {
+                // P2 0C ("no FCI wanted") is accepted too; the FCI is returned all the same, as
+                // many cards do.
+                (0x04, 0x00 | 0x0C) if !d.is_empty() && d.len() <= 16 => {
+                    Ok(CardCommand::SelectByName(d))
+                }
+                (0x04, 0x00 | 0x0C) => Err(Sw::WrongLength),
+                (0x00, 0x00 | 0x0C) => {
                     need(2)?;
                     Ok(CardCommand::SelectByFid(u16::from_be_bytes([d[0], d[1]])))
                 }
