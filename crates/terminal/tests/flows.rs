@@ -470,3 +470,45 @@ fn update_binary_and_record_with_the_issuers_mac() {
         StatusWord::SecurityNotSatisfied
     );
 }
+
+#[test]
+fn mohurd_mac1_needs_the_security_code_for_compound_purchases() {
+    use onecard_crypto::{purchase_session_input, CardKey};
+    let alg = Algorithm::Tdes;
+    let c = card(Family::Mohurd, alg, |_, _| VolatileStore, 8);
+    let keys = card_keys(alg, SERIAL);
+    let dpk = CardKey::new(alg, &keys.purchase);
+    let mut s = CardSession::open(link(c)).unwrap();
+    s.load(&hsm(alg), Fen::yuan(10), LOADER, at(7, 0)).unwrap();
+    let (date, time) = ([0x20, 0x26, 0x11, 0x25], [0x08, 0x00, 0x00]);
+    for (capp, expect) in [(true, StatusWord::MacInvalid), (false, StatusWord::Ok)] {
+        let init = onecard_proto::commands::InitData {
+            key_index: 1,
+            amount: Fen::new(100),
+            terminal: GATE,
+        };
+        let cmd = if capp {
+            CardCommand::InitCappPurchase(init)
+        } else {
+            CardCommand::InitPurchase(onecard_proto::commands::Purse::Ep, init)
+        };
+        let r =
+            onecard_proto::commands::InitPurchaseResponse::parse(&s.exchange(&cmd).unwrap().data)
+                .unwrap();
+        let serial = [0, 0, 0, 9];
+        let sk = dpk.session_key(purchase_session_input(r.random, r.offline_counter, serial));
+        let ty = if capp { 0x09 } else { 0x06 };
+        // MAC1 without the security code.
+        let mac1 = sk.mac_parts(&[&100u32.to_be_bytes(), &[ty], &GATE, &date, &time]);
+        let rsp = s
+            .exchange(&CardCommand::Debit {
+                terminal_serial: serial,
+                date,
+                time,
+                mac1,
+            })
+            .unwrap();
+        assert_eq!(rsp.sw, expect, "capp {capp}");
+    }
+    assert_eq!(s.balance().unwrap(), Fen::new(900));
+}
