@@ -416,8 +416,18 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
                 }
                 Ok(Resolution::Unresolvable { .. }) => {
                     // The card has moved on; its later transactions reach clearing from other
-                    // terminals, where the pending record is reconciled. Stop waiting here.
+                    // terminals, where the pending record is reconciled. Say so and stop waiting.
+                    let mut rec = p.record.clone();
+                    rec.kind = Kind::Unresolved;
+                    rec.record_id = TapRecord::record_id_for(
+                        Kind::Unresolved,
+                        rec.terminal,
+                        rec.terminal_serial,
+                    );
+                    rec.resolves = Some(p.record.record_id.clone());
+                    self.journal.append(&rec)?;
                     self.pending.resolve(&p.record.record_id)?;
+                    resolved.push(rec);
                 }
                 Err(e) => {
                     return Ok(TapResult {

@@ -157,3 +157,44 @@ fn a_blacklist_from_the_host_stops_the_card() {
     );
     assert_eq!(shared.version(), 3);
 }
+
+#[test]
+fn a_card_that_moved_on_closes_its_pending_debit_as_unresolved() {
+    let dir = temp_dir();
+    let mut exit = gate_in(beijing("国贸"), &dir, 2);
+    let (mut entry, _d) = gate("西直门");
+    let (mut elsewhere_in, _e) = gate("苹果园");
+    let (mut elsewhere_out, _f) = gate("四惠东");
+    let card = card_with(Family::TUnion, Algorithm::Tdes, SERIAL, 5000, SimStore::new);
+    let mut link = TearingLink::new(card, FaultPlan::None, 1);
+    assert_eq!(
+        entry.tap(&mut link, at(8, 0)).unwrap().decision,
+        Decision::Entry
+    );
+    // The exit's DEBIT answer is lost after the card committed it.
+    link.plan = FaultPlan::At {
+        apdu: link.apdus + 7,
+        fault: Fault::LoseResponse,
+    };
+    assert_eq!(
+        exit.tap(&mut link, at(8, 30)).unwrap().refusal,
+        Some(Refusal::PaymentInterrupted)
+    );
+    // The rider rides elsewhere before coming back: the card's counter moves on by two.
+    assert_eq!(
+        elsewhere_in.tap(&mut link, at(9, 0)).unwrap().decision,
+        Decision::Entry
+    );
+    assert_eq!(
+        elsewhere_out.tap(&mut link, at(9, 40)).unwrap().decision,
+        Decision::Exit
+    );
+    let back = exit.tap(&mut link, at(18, 0)).unwrap();
+    assert_eq!(back.resolved.len(), 1, "{back:?}");
+    assert_eq!(back.resolved[0].kind, Kind::Unresolved);
+    assert!(exit.pending().items().is_empty());
+    drop(exit);
+    // A restarted gate does not wait for it again.
+    let exit = gate_in(beijing("国贸"), &dir, 2);
+    assert!(exit.pending().items().is_empty());
+}

@@ -39,6 +39,10 @@ pub enum Kind {
     /// A pending transaction the card showed never happened (counter unchanged); `resolves`
     /// names it. The amounts describe the debit that did *not* take place.
     Void,
+    /// The gate stopped waiting for a pending transaction: the card came back having moved on
+    /// (B.5.2 "unresolvable"), so only clearing, from the card's later transactions, can tell
+    /// whether the debit happened. `resolves` names it; no TAC.
+    Unresolved,
 }
 
 impl Kind {
@@ -49,6 +53,7 @@ impl Kind {
             Kind::Recovered => "recovered",
             Kind::Pending => "pending",
             Kind::Void => "void",
+            Kind::Unresolved => "unresolved",
         }
     }
 
@@ -59,6 +64,7 @@ impl Kind {
             Kind::Completed | Kind::Recovered => "",
             Kind::Pending => "-P",
             Kind::Void => "-V",
+            Kind::Unresolved => "-U",
         }
     }
 }
@@ -370,7 +376,7 @@ impl TapRecord {
                     return mismatch("a recovered record must name the pending record");
                 }
             }
-            Kind::Pending | Kind::Void => {
+            Kind::Pending | Kind::Void | Kind::Unresolved => {
                 if self.tac.is_some() {
                     return mismatch("no TAC before the outcome is known");
                 }
@@ -380,8 +386,8 @@ impl TapRecord {
                 if self.kind == Kind::Pending && self.resolves.is_some() {
                     return mismatch("a pending record resolves nothing");
                 }
-                if self.kind == Kind::Void && self.resolves.is_none() {
-                    return mismatch("a void record must name the pending record");
+                if self.kind != Kind::Pending && self.resolves.is_none() {
+                    return mismatch("a void or unresolved record must name the pending record");
                 }
             }
         }
