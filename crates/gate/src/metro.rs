@@ -237,6 +237,53 @@ fn category_of(code: u8) -> Category {
     }
 }
 
+/// The journey record image of a card: T-Union 0x1A record `record`, or the payload of MoHURD
+/// 0x17 compound record `compound_id` (its shape checked).
+fn read_image<T: CardTransport>(
+    s: &mut CardSession<T>,
+    record: u8,
+    compound_id: u8,
+    what: &str,
+) -> Result<Vec<u8>, Refusal> {
+    let (sfi, n) = match s.family {
+        Family::TUnion => (sfi::PROCESS, record),
+        Family::Mohurd => (sfi::MANAGEMENT_OR_COMPOUND, compound_id),
+    };
+    let b = s
+        .read_record(sfi, n)
+        .map_err(card_error)?
+        .ok_or_else(|| Refusal::CardError {
+            detail: format!("no {what} record"),
+        })?;
+    match s.family {
+        Family::TUnion => Ok(b),
+        Family::Mohurd if b.len() == MOHURD_PAYLOAD_LEN + 2 && b[0] == compound_id => {
+            Ok(b[2..].to_vec())
+        }
+        Family::Mohurd => Err(Refusal::CardError {
+            detail: format!("{what} compound record has the wrong shape"),
+        }),
+    }
+}
+
+/// Writes what a priced ride leaves on the card: the month's totals and the last exit
+/// (`(line, mode, station)`, mode 1 metro, 2 bus) with the distance a transfer carries over.
+fn record_ride(
+    m: &mut onecard_proto::files::MonthlyState,
+    q: &Quote,
+    now: DateTime,
+    (line, mode, station): (u16, u8, u16),
+) {
+    m.year_month = q.new_month.year_month;
+    m.spent = q.new_month.spent;
+    m.rides = q.new_month.rides;
+    m.last_exit = Some(now);
+    m.last_exit_line = line;
+    m.last_exit_mode = mode;
+    m.last_exit_station = station;
+    m.carried_m = q.new_transfer.carried_m;
+}
+
 fn summary(q: &Quote) -> FareSummary {
     FareSummary {
         distance_m: q.distance_m,
@@ -512,35 +559,14 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         &self,
         s: &mut CardSession<T>,
     ) -> Result<MetroRecord, Refusal> {
-        let err = |e: TerminalError| card_error(e);
-        match s.family {
-            Family::TUnion => {
-                let b = s
-                    .read_record(sfi::PROCESS, 1)
-                    .map_err(err)?
-                    .ok_or(Refusal::CardError {
-                        detail: "no metro record".into(),
-                    })?;
-                // A record another operator's gate wrote in a layout we cannot read is treated
-                // as "no journey in progress", not as a reason to strand the rider.
-                Ok(MetroRecord::parse(&b).unwrap_or_else(|_| MetroRecord::empty()))
-            }
-            Family::Mohurd => {
-                let b = s
-                    .read_record(sfi::MANAGEMENT_OR_COMPOUND, MOHURD_METRO_ID)
-                    .map_err(err)?
-                    .ok_or(Refusal::CardError {
-                        detail: "no metro compound record".into(),
-                    })?;
-                if b.len() != MOHURD_PAYLOAD_LEN + 2 || b[0] != MOHURD_METRO_ID {
-                    return Err(Refusal::CardError {
-                        detail: "metro compound record has the wrong shape".into(),
-                    });
-                }
-                Ok(MetroRecord::from_mohurd_payload(&b[2..])
-                    .unwrap_or_else(|_| MetroRecord::empty()))
-            }
+        let image = read_image(s, 1, MOHURD_METRO_ID, "metro")?;
+        // A record another operator's gate wrote in a layout we cannot read is treated as "no
+        // journey in progress", not as a reason to strand the rider.
+        Ok(match s.family {
+            Family::TUnion => MetroRecord::parse(&image),
+            Family::Mohurd => MetroRecord::from_mohurd_payload(&image),
         }
+        .unwrap_or_else(|_| MetroRecord::empty()))
     }
 
     fn previous_transfer(&self, m: &MetroRecord) -> Option<TransferState> {
@@ -676,14 +702,12 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
         new.exit_time = Some(now);
         new.exit_terminal = [0; 8];
         new.exit_terminal[..6].copy_from_slice(&self.psam.terminal());
-        new.monthly.year_month = q.new_month.year_month;
-        new.monthly.spent = q.new_month.spent;
-        new.monthly.rides = q.new_month.rides;
-        new.monthly.last_exit = Some(now);
-        new.monthly.last_exit_line = self.cfg.line;
-        new.monthly.last_exit_mode = 1;
-        new.monthly.last_exit_station = self.cfg.station;
-        new.monthly.carried_m = q.new_transfer.carried_m;
+        record_ride(
+            &mut new.monthly,
+            &q,
+            now,
+            (self.cfg.line, 1, self.cfg.station),
+        );
         let penalties = penalties(&q);
         Ok(Plan {
             direction: Direction::Exit,
@@ -796,30 +820,12 @@ impl Place {
 impl<K: KeyStore, S: SerialSource> Gate<K, S> {
     /// Reads the bus record: T-Union 0x1A record 2, MoHURD 0x17 record of id 03.
     fn read_bus<T: CardTransport>(&self, s: &mut CardSession<T>) -> Result<BusRecord, Refusal> {
-        match s.family {
-            Family::TUnion => {
-                let b = s.read_record(sfi::PROCESS, 2).map_err(card_error)?.ok_or(
-                    Refusal::CardError {
-                        detail: "no bus record".into(),
-                    },
-                )?;
-                Ok(BusRecord::parse(&b).unwrap_or_else(|_| BusRecord::empty()))
-            }
-            Family::Mohurd => {
-                let b = s
-                    .read_record(sfi::MANAGEMENT_OR_COMPOUND, MOHURD_BUS_ID)
-                    .map_err(card_error)?
-                    .ok_or(Refusal::CardError {
-                        detail: "no bus compound record".into(),
-                    })?;
-                if b.len() != MOHURD_PAYLOAD_LEN + 2 || b[0] != MOHURD_BUS_ID {
-                    return Err(Refusal::CardError {
-                        detail: "bus compound record has the wrong shape".into(),
-                    });
-                }
-                Ok(BusRecord::from_mohurd_payload(&b[2..]).unwrap_or_else(|_| BusRecord::empty()))
-            }
+        let image = read_image(s, 2, MOHURD_BUS_ID, "bus")?;
+        Ok(match s.family {
+            Family::TUnion => BusRecord::parse(&image),
+            Family::Mohurd => BusRecord::from_mohurd_payload(&image),
         }
+        .unwrap_or_else(|_| BusRecord::empty()))
     }
 
     /// A bus tap: flat fare on boarding, or tap-on / tap-off by distance. The metro record
@@ -926,14 +932,12 @@ impl<K: KeyStore, S: SerialSource> Gate<K, S> {
                 })?;
         let needed = amount.checked_add(extra).unwrap_or(amount);
         if let Some(q) = &quote {
-            new.monthly.year_month = q.new_month.year_month;
-            new.monthly.spent = q.new_month.spent;
-            new.monthly.rides = q.new_month.rides;
-            new.monthly.last_exit = Some(now);
-            new.monthly.last_exit_line = route.line;
-            new.monthly.last_exit_mode = 2;
-            new.monthly.last_exit_station = u16::from(route.stop);
-            new.monthly.carried_m = 0;
+            record_ride(
+                &mut new.monthly,
+                q,
+                now,
+                (route.line, 2, u16::from(route.stop)),
+            );
             penalties.extend(self::penalties(q));
         }
         Ok(Plan {
